@@ -7,7 +7,6 @@ in a field name is an error that names the field.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -223,5 +222,14 @@ def total_steps(spec: ExperimentSpec) -> int:
     if t.steps is not None:
         return t.steps
     assert t.epochs is not None
-    per_epoch = math.ceil(data_shape(spec.data).n_train / t.batch_size)
-    return t.epochs * per_epoch
+    return t.epochs * steps_per_epoch(spec)
+
+
+def steps_per_epoch(spec: ExperimentSpec) -> int:
+    """Full batches per pass over the training set (the last partial batch is dropped).
+
+    A batch larger than the training set is capped to it, so an epoch is at least one step.
+    Dropping the remainder keeps every batch the same size (batch norm needs more than one
+    example, and equal batches keep steps comparable).
+    """
+    return max(1, data_shape(spec.data).n_train // spec.training.batch_size)

@@ -1,0 +1,162 @@
+"""Run one experiment end to end: spec -> data, model, training, probes -> result JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from worker.data import make_dataset
+from worker.diagnostics.gradient_flow import GradientFlow
+from worker.diagnostics.probes import ProbeSet, probe_steps
+from worker.diagnostics.slope import SlopeStats
+from worker.findings import findings
+from worker.model import MLP, build_model, describe_layers
+from worker.spec import DataShape, ExperimentSpec, parameter_count, total_steps
+from worker.training import TrainHooks, evaluate, loss_function, train
+
+
+class DeviceUnavailable(RuntimeError):
+    """The spec asks for a device this worker does not have."""
+
+
+@dataclass
+class RunHooks:
+    """What the caller (the Celery task) hears from a run: progress and a stop check."""
+
+    on_progress: Callable[[dict[str, Any]], None] = lambda _p: None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+def resolve_device(request: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error, not a fallback."""
+    if request == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if request == "cuda":
+        raise DeviceUnavailable("the spec asks for device 'cuda' but this worker has no GPU")
+    return torch.device("cpu")
+
+
+def spec_hash(spec: ExperimentSpec) -> str:
+    """SHA-256 of the spec's canonical JSON (same design, same hash)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+def build_probes(spec: ExperimentSpec, model: MLP, x: torch.Tensor, y: torch.Tensor,
+                 task: str) -> ProbeSet:
+    d = spec.diagnostics
+    return ProbeSet(
+        diagnostics=[
+            GradientFlow(vanishing_below=d.vanishing_ratio, exploding_above=d.exploding_ratio),
+            SlopeStats(activation=model.activation, tau=d.slope_threshold),
+        ],
+        steps=probe_steps(total_steps(spec), d.every),
+        x=x,
+        y=y,
+        loss_fn=loss_function("classification" if task == "classification" else "regression"),
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) with None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def environment(spec: ExperimentSpec, device: torch.device) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "device_name": platform.processor() or platform.machine(),
+        "seed": spec.training.seed,
+        "spec_hash": spec_hash(spec),
+        "cpu_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env["device_name"] = props.name
+        env["device_memory_bytes"] = props.total_memory
+    return env
+
+
+def run_experiment(spec: ExperimentSpec, hooks: RunHooks | None = None) -> dict[str, Any]:
+    """Train the design the spec describes and return the JSON-safe result."""
+    hooks = hooks or RunHooks()
+    started = time.perf_counter()
+    device = resolve_device(spec.training.device)
+    seed = spec.training.seed
+    torch.manual_seed(seed)
+    data = make_dataset(spec.data, seed, device)
+    model = build_model(spec, data.shape).to(device)
+
+    probes = None
+    if spec.diagnostics.enabled:
+        # A fixed probe batch from the training set, drawn with its own seeded stream.
+        g = torch.Generator().manual_seed(seed + 1)
+        n = data.x_train.shape[0]
+        idx = torch.randperm(n, generator=g)[: spec.diagnostics.probe_batch_size].to(device)
+        probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], data.task)
+
+    run = train(spec, model, data, probes, TrainHooks(hooks.on_progress, hooks.should_stop))
+    result: dict[str, Any] = {
+        "summary": _summary(spec, model, data.shape, run, data, time.perf_counter() - started),
+        "curves": asdict(run.curves),
+        "model": {"family": spec.model.model_dump(), "layers": describe_layers(spec, data.shape),
+                  "parameters": parameter_count(spec)},
+        "environment": environment(spec, device),
+    }
+    if probes is not None:
+        layer_names = [f"block{i + 1}" for i in range(spec.model.depth)]
+        result["gradient_flow"] = {
+            "layers": layer_names,
+            "linear_layers": [name for name, _ in model.linear_layers()],
+            "probe_steps": [p["step"] for p in probes.results.get("gradient_flow", [])],
+            "probes": probes.results.get("gradient_flow", []),
+        }
+        result["linearity"] = {
+            "slope_threshold": spec.diagnostics.slope_threshold,
+            "probes": probes.results.get("linearity", []),
+        }
+    result["findings"] = findings(spec, result)
+    safe: dict[str, Any] = json_safe(result)
+    return safe
+
+
+def _summary(spec: ExperimentSpec, model: MLP, shape: DataShape, run: Any, data: Any,
+             wall_time_s: float) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "outcome": run.outcome,
+        "steps": run.steps_done,
+        "planned_steps": total_steps(spec),
+        "epochs": run.steps_done * run.batch_size / shape.n_train,
+        "batch_size": run.batch_size,
+        "diverged_at_step": run.diverged_at_step,
+        "task": shape.task,
+        "wall_time_s": wall_time_s,
+        "train_time_s": run.train_time_s,
+        "samples_per_s": run.steps_done * run.batch_size / max(run.train_time_s, 1e-9),
+        "device": str(data.x_train.device),
+    }
+    if run.outcome != "diverged":
+        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, shape.task)
+        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, shape.task)
+        summary.update(final_train_loss=tr_loss, final_val_loss=val_loss,
+                       final_train_accuracy=tr_acc, final_val_accuracy=val_acc)
+    else:
+        summary.update(final_train_loss=None, final_val_loss=None,
+                       final_train_accuracy=None, final_val_accuracy=None)
+    return summary

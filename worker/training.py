@@ -1,0 +1,185 @@
+"""The training loop: SGD with momentum over an in-memory dataset, probes on a schedule.
+
+Performance notes (ARCHITECTURE.md): the data stays on the device and batches are index
+lookups into a seeded permutation; per-step losses are written into a device buffer and read
+back only at logging points, so the hot loop has no host-device synchronization.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worker.data import Dataset
+from worker.diagnostics.probes import ProbeSet
+from worker.model import MLP
+from worker.spec import ExperimentSpec, TaskType, total_steps
+
+Outcome = Literal["completed", "diverged", "stopped"]
+EVAL_POINTS = 20  # validation evaluations per run (plus the final one)
+EVAL_MAX_EXAMPLES = 4096  # cap on examples per evaluation, to bound its cost
+
+
+@dataclass
+class TrainHooks:
+    """Callbacks at logging points: progress reports and a cooperative stop check."""
+
+    on_progress: Callable[[dict[str, Any]], None] = lambda _p: None
+    should_stop: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class Curves:
+    """Downsampled learning curves; each list is aligned with its ``*_step`` list."""
+
+    step: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    eval_step: list[int] = field(default_factory=list)
+    train_eval_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+
+
+@dataclass
+class TrainOutcome:
+    outcome: Outcome
+    steps_done: int
+    diverged_at_step: int | None
+    curves: Curves
+    train_time_s: float
+    batch_size: int
+
+
+def loss_function(task: TaskType) -> Callable[[Tensor, Tensor], Tensor]:
+    """Cross-entropy for classification, mean squared error for regression."""
+    return F.cross_entropy if task == "classification" else F.mse_loss
+
+
+@torch.no_grad()
+def evaluate(model: MLP, x: Tensor, y: Tensor, task: TaskType) -> tuple[float, float | None]:
+    """Loss and accuracy (classification only) in eval mode; a host sync, so only at eval points."""
+    was_training = model.training
+    model.eval()
+    try:
+        x, y = x[:EVAL_MAX_EXAMPLES], y[:EVAL_MAX_EXAMPLES]
+        out = model(x)
+        loss = float(loss_function(task)(out, y))
+        acc = float((out.argmax(dim=1) == y).float().mean()) if task == "classification" else None
+        return loss, acc
+    finally:
+        model.train(was_training)
+
+
+def make_optimizer(spec: ExperimentSpec, model: MLP) -> torch.optim.SGD:
+    o = spec.optimizer
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=o.lr,
+        momentum=o.momentum,
+        nesterov=o.nesterov,
+        weight_decay=o.weight_decay,
+    )
+
+
+def train(
+    spec: ExperimentSpec,
+    model: MLP,
+    data: Dataset,
+    probes: ProbeSet | None = None,
+    hooks: TrainHooks | None = None,
+) -> TrainOutcome:
+    """Train ``model`` as the spec says; run ``probes`` when due; stop early on divergence."""
+    hooks = hooks or TrainHooks()
+    device = data.x_train.device
+    task = data.task
+    loss_fn = loss_function(task)
+    optimizer = make_optimizer(spec, model)
+    n_train = data.x_train.shape[0]
+    batch = min(spec.training.batch_size, n_train)
+    steps = total_steps(spec)
+    log_every = max(1, math.ceil(steps / spec.diagnostics.curve_points))
+    eval_every = max(1, math.ceil(steps / EVAL_POINTS))
+    shuffle = torch.Generator(device=device).manual_seed(spec.training.seed)
+    window = torch.empty(log_every + 1, device=device)  # per-step losses since the last log
+    filled = 0
+    perm = torch.randperm(n_train, generator=shuffle, device=device)
+    pos = 0
+    curves = Curves()
+    outcome: Outcome = "completed"
+    diverged_at: int | None = None
+    done = 0
+
+    def record_eval(step: int) -> None:
+        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, task)
+        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, task)
+        curves.eval_step.append(step)
+        curves.train_eval_loss.append(tr_loss)
+        curves.val_loss.append(val_loss)
+        if tr_acc is not None and val_acc is not None:
+            curves.train_accuracy.append(tr_acc)
+            curves.val_accuracy.append(val_acc)
+
+    model.train()
+    started = time.perf_counter()
+    if probes is not None and probes.due(0):
+        probes.run(model, 0)
+    record_eval(0)
+    while done < steps:
+        if pos + batch > n_train:
+            perm = torch.randperm(n_train, generator=shuffle, device=device)
+            pos = 0
+        idx = perm[pos : pos + batch]
+        pos += batch
+        loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        window[filled] = loss.detach()
+        filled += 1
+        done += 1
+
+        probe_due = probes is not None and probes.due(done)
+        if filled == log_every or done == steps or probe_due:
+            # The only host-device sync of the loop: one read per logging window.
+            losses = window[:filled].tolist()
+            bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+            if bad is not None:
+                outcome, diverged_at = "diverged", done - filled + bad + 1
+                break
+            curves.step.append(done)
+            curves.train_loss.append(sum(losses) / filled)
+            filled = 0
+            hooks.on_progress(
+                {
+                    "step": done,
+                    "total_steps": steps,
+                    "epoch": (done * batch) / n_train,
+                    "train_loss": curves.train_loss[-1],
+                    "elapsed_s": time.perf_counter() - started,
+                }
+            )
+            if hooks.should_stop():
+                outcome = "stopped"
+                break
+        if probe_due and probes is not None:
+            probes.run(model, done)
+        if done % eval_every == 0 and done < steps:
+            record_eval(done)
+    if outcome != "diverged":
+        record_eval(done)
+    return TrainOutcome(
+        outcome=outcome,
+        steps_done=done,
+        diverged_at_step=diverged_at,
+        curves=curves,
+        train_time_s=time.perf_counter() - started,
+        batch_size=batch,
+    )
