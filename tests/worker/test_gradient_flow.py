@@ -1,0 +1,146 @@
+"""Gradient-flow metrics against independent references (METRICS.md section 5)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from worker.diagnostics.capture import capture
+from worker.diagnostics.gradient_flow import GradientFlow, verdict
+from worker.model import build_model
+from worker.spec import DataShape
+
+SHAPE = DataShape(input_dim=5, output_dim=3, task="classification", n_train=64, n_val=8)
+
+
+def manual_block_grads(model, x, y, activation: str) -> list[torch.Tensor]:
+    """dL/dh_l by an explicit chain rule in float64 (no autograd)."""
+    phi = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}[activation]
+    dphi = {
+        "relu": lambda z: (z > 0).double(),
+        "tanh": lambda z: 1 - torch.tanh(z) ** 2,
+        "sigmoid": lambda z: torch.sigmoid(z) * (1 - torch.sigmoid(z)),
+    }[activation]
+    hs, zs = [x.double()], []
+    for block in model.blocks:
+        w, b = block.linear.weight.double(), block.linear.bias.double()
+        z = hs[-1] @ w.T + b
+        a = phi(z)
+        zs.append(z)
+        hs.append(hs[-1] + a if block.residual else a)
+    logits = hs[-1] @ model.head.weight.double().T + model.head.bias.double()
+    p = torch.softmax(logits, dim=1)
+    # d(mean cross-entropy)/d logits = (softmax - onehot) / batch
+    delta = (p - F.one_hot(y, logits.shape[1]).double()) / x.shape[0]
+    g = delta @ model.head.weight.double()  # dL/dh_L
+    grads = [g]
+    for i in range(len(model.blocks) - 1, 0, -1):
+        block = model.blocks[i]
+        back = (g * dphi(zs[i])) @ block.linear.weight.double()
+        g = g + back if block.residual else back
+        grads.append(g)
+    return grads[::-1]
+
+
+def rms(t):
+    return math.sqrt(float((t.double() ** 2).mean()))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_activation_grad_rms_matches_explicit_chain_rule(spec_factory, activation, residual):
+    torch.manual_seed(3)
+    spec = spec_factory(model={"depth": 4, "width": 7, "activation": activation,
+                               "residual": residual}, init={"scheme": "normal", "gain": 1.3,
+                                                            "bias_std": 0.1})
+    model = build_model(spec, SHAPE).double()
+    x = torch.randn(11, 5, dtype=torch.float64)
+    y = torch.randint(0, 3, (11,))
+    cap = capture(model, F.cross_entropy, x, y, step=0)
+    result = GradientFlow().compute(cap)
+    with torch.no_grad():
+        reference = [rms(g) for g in manual_block_grads(model, x, y, activation)]
+    assert result["activation_grad_rms"] == pytest.approx(reference, rel=1e-10)
+    ref_gains = [a / b for a, b in zip(reference[:-1], reference[1:], strict=True)]
+    assert result["gains"] == pytest.approx(ref_gains, rel=1e-10)
+    assert result["end_to_end_ratio"] == pytest.approx(reference[0] / reference[-1], rel=1e-10)
+    geo = math.exp(sum(map(math.log, ref_gains)) / len(ref_gains))
+    assert result["gain_geomean"] == pytest.approx(geo, rel=1e-10)
+    assert result["gain_db"] == pytest.approx(20 * math.log10(geo), rel=1e-9)
+
+
+def test_weight_norms_match_finite_differences(spec_factory):
+    """||dL/dW|| against central finite differences on every weight entry (tiny net)."""
+    torch.manual_seed(1)
+    spec = spec_factory(model={"depth": 2, "width": 3, "activation": "tanh"},
+                        init={"scheme": "normal", "gain": 1.0})
+    shape = DataShape(input_dim=2, output_dim=2, task="classification", n_train=8, n_val=8)
+    model = build_model(spec, shape).double()
+    x = torch.randn(6, 2, dtype=torch.float64)
+    y = torch.randint(0, 2, (6,))
+    result = GradientFlow().compute(capture(model, F.cross_entropy, x, y, step=0))
+    eps = 1e-6
+    for k, (_, layer) in enumerate(model.linear_layers()):
+        w = layer.weight
+        fd = torch.zeros_like(w)
+        with torch.no_grad():
+            for idx in torch.cartesian_prod(*(torch.arange(s) for s in w.shape)):
+                i, j = int(idx[0]), int(idx[1])
+                old = float(w[i, j])
+                w[i, j] = old + eps
+                up = float(F.cross_entropy(model(x), y))
+                w[i, j] = old - eps
+                down = float(F.cross_entropy(model(x), y))
+                w[i, j] = old
+                fd[i, j] = (up - down) / (2 * eps)
+        assert result["weight_grad_norm"][k] == pytest.approx(float(fd.norm()), rel=1e-6)
+        w_norm = float(w.detach().norm())
+        assert result["weight_norm"][k] == pytest.approx(w_norm, rel=1e-12)
+        assert result["grad_to_weight_ratio"][k] == pytest.approx(
+            float(fd.norm()) / w_norm, rel=1e-6
+        )
+
+
+def _deep_probe(spec_factory, activation, scheme, gain, depth=10, width=512, n=512):
+    torch.manual_seed(0)
+    init = {"scheme": scheme} if gain is None else {"scheme": scheme, "gain": gain}
+    spec = spec_factory(model={"depth": depth, "width": width, "activation": activation},
+                        init=init)
+    shape = DataShape(input_dim=width, output_dim=10, task="classification", n_train=n, n_val=8)
+    model = build_model(spec, shape)
+    x = torch.randn(n, width)
+    y = torch.randint(0, 10, (n,))
+    return GradientFlow().compute(capture(model, F.cross_entropy, x, y, step=0))
+
+
+@pytest.mark.parametrize("g", [0.5, 1.0, 2.0])
+def test_deep_linear_net_gain_is_g(spec_factory, g):
+    """Theory: with W ~ N(0, g^2/fan_in) and equal widths, E||W^T v||^2 = g^2 ||v||^2."""
+    result = _deep_probe(spec_factory, "identity", "normal", g)
+    assert result["gain_geomean"] == pytest.approx(g, rel=0.05)
+    assert all(gi == pytest.approx(g, rel=0.15) for gi in result["gains"])
+    assert result["end_to_end_ratio"] == pytest.approx(g ** 9, rel=0.4)
+
+
+def test_relu_he_init_gain_is_one(spec_factory):
+    """Theory: ReLU with N(0, 2/fan_in) keeps E[g_l^2] constant, i.e. gain 1 (He et al. 2015)."""
+    result = _deep_probe(spec_factory, "relu", "kaiming_normal", None)
+    assert result["gain_geomean"] == pytest.approx(1.0, abs=0.08)
+    assert result["verdict"] == "healthy"
+
+
+def test_deep_sigmoid_at_default_init_vanishes(spec_factory):
+    """sigma' <= 1/4 and PyTorch's default weights have variance 1/(3 fan_in): gain << 1."""
+    result = _deep_probe(spec_factory, "sigmoid", "default", None, depth=12, width=64)
+    assert result["gain_geomean"] < 0.3
+    assert result["verdict"] == "vanishing"
+
+
+def test_verdict_thresholds():
+    assert verdict(5e-3, 1e-2, 1e2) == "vanishing"
+    assert verdict(0.5, 1e-2, 1e2) == "healthy"
+    assert verdict(5e2, 1e-2, 1e2) == "exploding"
+    assert verdict(float("inf"), 1e-2, 1e2) == "exploding"

@@ -1,0 +1,107 @@
+"""Slope coverage, saturation, dead units and E[phi'^2] against closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from worker.activations import get_activation
+from worker.diagnostics.capture import capture
+from worker.diagnostics.slope import SlopeStats
+from worker.model import build_model
+from worker.spec import DataShape
+
+ALL = ["identity", "relu", "leaky_relu", "tanh", "sigmoid", "gelu"]
+N = 200_000
+
+
+def _normal_cdf(x: float) -> float:
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_closed_form_derivative_matches_autograd(name):
+    act = get_activation(name, 0.05)
+    z = torch.linspace(-6, 6, 2001, dtype=torch.float64, requires_grad=True)
+    (auto,) = torch.autograd.grad(act.module()(z).sum(), z)
+    mask = z.detach().abs() > 1e-9  # relu-like kinks: autograd picks one side at exactly 0
+    assert torch.allclose(act.derivative(z.detach())[mask], auto[mask], atol=1e-12)
+    assert float(auto.abs().max()) == pytest.approx(act.max_abs_derivative, rel=1e-4)
+
+
+def _identity_net(spec_factory, activation, width=8, bias=0.0):
+    """One block whose linear layer is the identity, so the pre-activations equal the input."""
+    spec = spec_factory(model={"depth": 1, "width": width, "activation": activation})
+    model = build_model(spec, DataShape(input_dim=width, output_dim=2, task="classification",
+                                        n_train=8, n_val=8))
+    with torch.no_grad():
+        model.blocks[0].linear.weight.copy_(torch.eye(width))
+        model.blocks[0].linear.bias.fill_(bias)
+    return model
+
+
+def _slope(model, x, tau=0.1, activation="relu"):
+    y = torch.zeros(x.shape[0], dtype=torch.long)
+    cap = capture(model, F.cross_entropy, x, y, step=0)
+    return SlopeStats(get_activation(activation), tau).compute(cap)["nonlinearities"][0]
+
+
+def test_sigmoid_coverage_on_gaussian_preactivations(spec_factory):
+    """sigma'(z) >= tau/4 iff |z| <= z*, sigma(z*) = (1 + sqrt(1 - tau)) / 2; z ~ N(0, s^2)."""
+    torch.manual_seed(0)
+    s, tau = 3.0, 0.1
+    model = _identity_net(spec_factory, "sigmoid", width=4)
+    stats = _slope(model, s * torch.randn(N // 4, 4), tau, "sigmoid")
+    p = (1 + math.sqrt(1 - tau)) / 2
+    z_star = math.log(p / (1 - p))
+    expected = 2 * _normal_cdf(z_star / s) - 1
+    assert stats["slope_coverage"] == pytest.approx(expected, abs=0.01)
+    assert stats["saturated_share"] == pytest.approx(1 - expected, abs=0.01)
+    assert stats["dead_unit_share"] is None
+
+
+def test_relu_on_gaussian_preactivations(spec_factory):
+    """z ~ N(0,1): half the entries have slope 1, E[relu'(z)^2] = 1/2, no unit dead."""
+    torch.manual_seed(0)
+    model = _identity_net(spec_factory, "relu")
+    stats = _slope(model, torch.randn(N // 8, 8))
+    assert stats["slope_coverage"] == pytest.approx(0.5, abs=0.01)
+    assert stats["mean_sq_derivative"] == pytest.approx(0.5, abs=0.01)
+    assert stats["dead_unit_share"] == 0.0
+    assert stats["saturated_share"] is None
+
+
+def test_tanh_mean_sq_derivative_matches_gauss_hermite(spec_factory):
+    """E[(1 - tanh(z)^2)^2] for z ~ N(0,1), by Gauss-Hermite quadrature."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = _identity_net(spec_factory, "tanh")
+    stats = _slope(model, torch.randn(N // 8, 8), activation="tanh")
+    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    expected = float((weights * (1 - np.tanh(nodes) ** 2) ** 2).sum() / math.sqrt(2 * math.pi))
+    assert stats["mean_sq_derivative"] == pytest.approx(expected, rel=0.01)
+
+
+def test_dead_units_are_units_inactive_on_every_example(spec_factory):
+    """Units with a bias of -100 never activate on standard-normal inputs: 3 of 8 dead."""
+    torch.manual_seed(0)
+    model = _identity_net(spec_factory, "relu")
+    with torch.no_grad():
+        model.blocks[0].linear.bias[:3] = -100.0
+    stats = _slope(model, torch.randn(512, 8))
+    assert stats["dead_unit_share"] == pytest.approx(3 / 8)
+    # coverage: dead units contribute nothing, live ones about half of their entries
+    assert stats["slope_coverage"] == pytest.approx(5 / 8 * 0.5, abs=0.03)
+
+
+def test_leaky_relu_negative_side_counts_as_low_slope(spec_factory):
+    torch.manual_seed(0)
+    model = _identity_net(spec_factory, "leaky_relu")
+    stats = _slope(model, torch.randn(N // 8, 8), activation="leaky_relu")
+    # slope 0.01 < tau * 1 on the negative side
+    assert stats["slope_coverage"] == pytest.approx(0.5, abs=0.01)
+    assert stats["mean_sq_derivative"] == pytest.approx(0.5 * (1 + 0.01**2), abs=0.01)

@@ -1,0 +1,120 @@
+"""The training loop against a plain PyTorch loop, divergence detection, determinism."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from worker.data import make_dataset
+from worker.model import build_model
+from worker.runner import run_experiment
+from worker.training import train
+
+
+def plain_loop_losses(spec, steps):
+    """A hand-written SGD+momentum loop over the same data, model and batch order."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(spec.training.seed)
+    data = make_dataset(spec.data, spec.training.seed, cpu)
+    model = build_model(spec, data.shape)
+    o = spec.optimizer
+    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum,
+                          nesterov=o.nesterov, weight_decay=o.weight_decay)
+    n, b = data.x_train.shape[0], spec.training.batch_size
+    g = torch.Generator().manual_seed(spec.training.seed)
+    perm, pos, losses = torch.randperm(n, generator=g), 0, []
+    for _ in range(steps):
+        if pos + b > n:
+            perm, pos = torch.randperm(n, generator=g), 0
+        idx = perm[pos:pos + b]
+        pos += b
+        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):
+            break
+    return losses, model
+
+
+def test_loop_matches_plain_pytorch_loop(spec_factory):
+    spec = spec_factory(training={"steps": 23, "batch_size": 50, "seed": 4},
+                        diagnostics={"curve_points": 1000})
+    torch.manual_seed(4)
+    data = make_dataset(spec.data, 4, torch.device("cpu"))
+    model = build_model(spec, data.shape)
+    run = train(spec, model, data)
+    reference, ref_model = plain_loop_losses(spec, 23)
+    # one curve point per step (curve_points > steps), crossing an epoch boundary at step 5
+    assert run.curves.step == list(range(1, 24))
+    assert run.curves.train_loss == pytest.approx(reference, rel=1e-6)
+    for p, q in zip(model.parameters(), ref_model.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+@pytest.mark.parametrize("normalization", ["none", "batch", "layer"])
+def test_probes_do_not_change_training(spec_factory, normalization):
+    """Diagnostics on or off, the same losses and weights (batch-norm running stats included)."""
+    kw = dict(model={"normalization": normalization}, training={"steps": 30},
+              diagnostics={"every": 3})
+    on = run_experiment(spec_factory(**kw))
+    off = run_experiment(spec_factory(**{**kw, "diagnostics": {"enabled": False}}))
+    assert on["curves"]["train_loss"] == off["curves"]["train_loss"]
+    assert on["curves"]["val_loss"] == off["curves"]["val_loss"]
+    assert len(on["gradient_flow"]["probes"]) == 11  # steps 0, 3, ..., 30
+    assert "gradient_flow" not in off
+
+
+def test_divergence_is_an_outcome_with_the_first_bad_step(spec_factory):
+    spec = spec_factory(model={"depth": 6, "width": 32, "activation": "identity"},
+                        init={"scheme": "normal", "gain": 3.0},
+                        optimizer={"lr": 5.0, "momentum": 0.9}, training={"steps": 200})
+    result = run_experiment(spec)
+    reference, _ = plain_loop_losses(spec, 200)
+    assert not math.isfinite(reference[-1])
+    assert result["summary"]["outcome"] == "diverged"
+    assert result["summary"]["diverged_at_step"] == len(reference)
+    assert result["summary"]["steps"] == len(reference)
+    assert result["findings"][0]["code"] == "diverged"
+    assert result["findings"][0]["evidence"]["diverged_at_step"] == len(reference)
+    # diagnostics gathered up to divergence are kept; no probe ran on non-finite weights
+    probes = result["gradient_flow"]["probes"]
+    assert probes and all(p["step"] < len(reference) for p in probes)
+
+
+def test_same_spec_and_seed_give_the_same_numbers(spec_factory):
+    spec = spec_factory(model={"normalization": "batch"}, training={"steps": 15})
+    a, b = run_experiment(spec), run_experiment(spec)
+    for key in ("curves", "gradient_flow", "linearity", "findings"):
+        assert a[key] == b[key]
+    other = run_experiment(spec_factory(model={"normalization": "batch"},
+                                        training={"steps": 15, "seed": 1}))
+    assert other["curves"]["train_loss"] != a["curves"]["train_loss"]
+
+
+def test_training_learns_spirals(spec_factory):
+    spec = spec_factory(model={"depth": 3, "width": 64}, init={"scheme": "kaiming_normal"},
+                        data={"kind": "spirals", "n_train": 1024, "n_val": 256}, training={"steps": 600})
+    summary = run_experiment(spec)["summary"]
+    assert summary["outcome"] == "completed"
+    assert summary["final_val_accuracy"] > 0.9
+
+
+def test_epochs_convert_to_full_batches(spec_factory):
+    spec = spec_factory(training={"steps": None, "epochs": 3, "batch_size": 100})
+    result = run_experiment(spec)
+    assert result["summary"]["steps"] == 3 * (256 // 100)
+    assert result["gradient_flow"]["probe_steps"][-1] == 6
+
+
+def test_cuda_request_without_gpu_is_a_clear_error(spec_factory):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from worker.runner import DeviceUnavailable
+
+    with pytest.raises(DeviceUnavailable, match="no GPU"):
+        run_experiment(spec_factory(training={"device": "cuda"}))
