@@ -64,10 +64,11 @@ def _standardize(a: FloatArray, reference: FloatArray) -> FloatArray:
     """Zero mean, unit variance per feature, with statistics from the training split only."""
     mean = reference.mean(axis=0, keepdims=True)
     std = reference.std(axis=0, keepdims=True)
-    return ((a - mean) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
+    out: FloatArray = ((a - mean) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
+    return out
 
 
-def _teacher(spec: TeacherData, rng: np.random.Generator) -> tuple[FloatArray, NDArray[np.generic]]:
+def _teacher(spec: TeacherData, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
     """Gaussian inputs through a random tanh MLP (weights N(0, 1.5^2/fan_in)): nonlinear targets."""
     n = spec.n_train + spec.n_val
     x = rng.standard_normal((n, spec.input_dim)).astype(np.float32)
@@ -79,11 +80,11 @@ def _teacher(spec: TeacherData, rng: np.random.Generator) -> tuple[FloatArray, N
     w_out = rng.standard_normal((dims[-1], spec.output_dim)) / np.sqrt(dims[-1])
     out = h @ w_out + spec.noise * rng.standard_normal((n, spec.output_dim))
     if spec.task == "classification":
-        return x, out.argmax(axis=1).astype(np.int64)
+        return x, out.argmax(axis=1).astype(np.float32)  # class ids, cast to long later
     return x, out.astype(np.float32)
 
 
-def _spirals(spec: SpiralsData, rng: np.random.Generator) -> tuple[FloatArray, NDArray[np.int64]]:
+def _spirals(spec: SpiralsData, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
     """``arms`` interleaved spirals; radius grows with the angle, one class per arm."""
     n = spec.n_train + spec.n_val
     labels = rng.integers(0, spec.arms, size=n)
@@ -91,15 +92,15 @@ def _spirals(spec: SpiralsData, rng: np.random.Generator) -> tuple[FloatArray, N
     angle = 2 * np.pi * spec.turns * t + 2 * np.pi * labels / spec.arms
     x = np.stack([t * np.cos(angle), t * np.sin(angle)], axis=1)
     x = x + spec.noise * rng.standard_normal(x.shape)
-    return x.astype(np.float32), labels.astype(np.int64)
+    return x.astype(np.float32), labels.astype(np.float32)
 
 
-def _digits(rng: np.random.Generator) -> tuple[FloatArray, NDArray[np.int64]]:
+def _digits(rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
     """scikit-learn's bundled digits (no download), shuffled with the seed."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     order = rng.permutation(len(bunch.target))
     x = np.asarray(bunch.data, dtype=np.float32)[order]
-    y = np.asarray(bunch.target, dtype=np.int64)[order]
+    y = np.asarray(bunch.target, dtype=np.float32)[order]
     return x, y

@@ -54,7 +54,9 @@ def _exploding_suggestion(spec: ExperimentSpec) -> str:
     return "; ".join(tips)
 
 
-def gradient_flow_findings(spec: ExperimentSpec, probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def gradient_flow_findings(
+    spec: ExperimentSpec, probes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Vanishing/exploding at initialization, and a verdict that changes by the end."""
     if not probes:
         return []
@@ -146,9 +148,7 @@ def slope_findings(spec: ExperimentSpec, probes: list[dict[str, Any]]) -> list[d
     return found
 
 
-def divergence_findings(
-    spec: ExperimentSpec, summary: dict[str, Any]
-) -> list[dict[str, Any]]:
+def divergence_findings(spec: ExperimentSpec, summary: dict[str, Any]) -> list[dict[str, Any]]:
     if summary["outcome"] != "diverged":
         return []
     o = spec.optimizer

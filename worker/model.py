@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -53,9 +54,13 @@ class MLP(nn.Module):
         out: Tensor = self.head(x)
         return out
 
+    def hidden_blocks(self) -> list[HiddenBlock]:
+        """The hidden blocks, input to output (typed view of ``blocks``)."""
+        return [cast(HiddenBlock, b) for b in self.blocks]
+
     def linear_layers(self) -> list[tuple[str, nn.Linear]]:
         """Every linear layer from input to output, with a stable display name."""
-        named = [(f"block{i + 1}.linear", b.linear) for i, b in enumerate(self.blocks)]
+        named = [(f"block{i + 1}.linear", b.linear) for i, b in enumerate(self.hidden_blocks())]
         return [*named, ("head", self.head)]
 
 

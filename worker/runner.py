@@ -50,8 +50,9 @@ def spec_hash(spec: ExperimentSpec) -> str:
     return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
-def build_probes(spec: ExperimentSpec, model: MLP, x: torch.Tensor, y: torch.Tensor,
-                 task: str) -> ProbeSet:
+def build_probes(
+    spec: ExperimentSpec, model: MLP, x: torch.Tensor, y: torch.Tensor, task: str
+) -> ProbeSet:
     d = spec.diagnostics
     return ProbeSet(
         diagnostics=[
@@ -115,8 +116,11 @@ def run_experiment(spec: ExperimentSpec, hooks: RunHooks | None = None) -> dict[
     result: dict[str, Any] = {
         "summary": _summary(spec, model, data.shape, run, data, time.perf_counter() - started),
         "curves": asdict(run.curves),
-        "model": {"family": spec.model.model_dump(), "layers": describe_layers(spec, data.shape),
-                  "parameters": parameter_count(spec)},
+        "model": {
+            "family": spec.model.model_dump(),
+            "layers": describe_layers(spec, data.shape),
+            "parameters": parameter_count(spec),
+        },
         "environment": environment(spec, device),
     }
     if probes is not None:
@@ -136,8 +140,9 @@ def run_experiment(spec: ExperimentSpec, hooks: RunHooks | None = None) -> dict[
     return safe
 
 
-def _summary(spec: ExperimentSpec, model: MLP, shape: DataShape, run: Any, data: Any,
-             wall_time_s: float) -> dict[str, Any]:
+def _summary(
+    spec: ExperimentSpec, model: MLP, shape: DataShape, run: Any, data: Any, wall_time_s: float
+) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "outcome": run.outcome,
         "steps": run.steps_done,
@@ -154,9 +159,17 @@ def _summary(spec: ExperimentSpec, model: MLP, shape: DataShape, run: Any, data:
     if run.outcome != "diverged":
         tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, shape.task)
         val_loss, val_acc = evaluate(model, data.x_val, data.y_val, shape.task)
-        summary.update(final_train_loss=tr_loss, final_val_loss=val_loss,
-                       final_train_accuracy=tr_acc, final_val_accuracy=val_acc)
+        summary.update(
+            final_train_loss=tr_loss,
+            final_val_loss=val_loss,
+            final_train_accuracy=tr_acc,
+            final_val_accuracy=val_acc,
+        )
     else:
-        summary.update(final_train_loss=None, final_val_loss=None,
-                       final_train_accuracy=None, final_val_accuracy=None)
+        summary.update(
+            final_train_loss=None,
+            final_val_loss=None,
+            final_train_accuracy=None,
+            final_val_accuracy=None,
+        )
     return summary

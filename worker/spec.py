@@ -54,7 +54,9 @@ class InitSpec(StrictModel):
     gain: float | None = Field(
         None, description="Gain; default 1 (kaiming: the activation's gain).", gt=0, le=100
     )
-    bias_std: float = Field(0.0, description="Std of the normal bias init (0 = zeros).", ge=0, le=100)
+    bias_std: float = Field(
+        0.0, description="Std of the normal bias init (0 = zeros).", ge=0, le=100
+    )
 
     @model_validator(mode="after")
     def _gain_needs_scheme(self) -> InitSpec:
@@ -74,7 +76,9 @@ class TeacherData(StrictModel):
     )
     teacher_depth: int = Field(2, ge=1, le=16)
     teacher_width: int = Field(32, ge=1, le=1024)
-    noise: float = Field(0.0, description="Std of Gaussian noise on the teacher's output.", ge=0, le=10)
+    noise: float = Field(
+        0.0, description="Std of Gaussian noise on the teacher's output.", ge=0, le=10
+    )
     n_train: int = Field(2048, ge=8, le=1_000_000)
     n_val: int = Field(512, ge=8, le=1_000_000)
 
@@ -147,10 +151,14 @@ class DiagnosticsSpec(StrictModel):
     )
     probe_batch_size: int = Field(256, ge=8, le=8192)
     slope_threshold: float = Field(
-        0.1, description="tau: a unit has significant slope when |phi'| >= tau * max|phi'|.",
-        gt=0, lt=1,
+        0.1,
+        description="tau: a unit has significant slope when |phi'| >= tau * max|phi'|.",
+        gt=0,
+        lt=1,
     )
-    vanishing_ratio: float = Field(1e-2, description="End-to-end ratio below this: vanishing.", gt=0, lt=1)
+    vanishing_ratio: float = Field(
+        1e-2, description="End-to-end ratio below this: vanishing.", gt=0, lt=1
+    )
     exploding_ratio: float = Field(1e2, description="End-to-end ratio above this: exploding.", gt=1)
     curve_points: int = Field(
         200, description="Loss/accuracy points kept in the curves (downsampled).", ge=10, le=5000
@@ -190,13 +198,19 @@ def data_shape(data: TeacherData | SpiralsData | DigitsData) -> DataShape:
     """Input/output dimensions and split sizes implied by a data spec."""
     if isinstance(data, TeacherData):
         return DataShape(
-            input_dim=data.input_dim, output_dim=data.output_dim, task=data.task,
-            n_train=data.n_train, n_val=data.n_val,
+            input_dim=data.input_dim,
+            output_dim=data.output_dim,
+            task=data.task,
+            n_train=data.n_train,
+            n_val=data.n_val,
         )
     if isinstance(data, SpiralsData):
         return DataShape(
-            input_dim=2, output_dim=data.arms, task="classification",
-            n_train=data.n_train, n_val=data.n_val,
+            input_dim=2,
+            output_dim=data.arms,
+            task="classification",
+            n_train=data.n_train,
+            n_val=data.n_val,
         )
     n_val = max(1, round(DIGITS_N * data.val_fraction))
     return DataShape(

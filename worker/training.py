@@ -140,7 +140,7 @@ def train(
         pos += batch
         loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         window[filled] = loss.detach()
         filled += 1

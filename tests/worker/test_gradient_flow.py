@@ -53,9 +53,10 @@ def rms(t):
 @pytest.mark.parametrize("residual", [False, True])
 def test_activation_grad_rms_matches_explicit_chain_rule(spec_factory, activation, residual):
     torch.manual_seed(3)
-    spec = spec_factory(model={"depth": 4, "width": 7, "activation": activation,
-                               "residual": residual}, init={"scheme": "normal", "gain": 1.3,
-                                                            "bias_std": 0.1})
+    spec = spec_factory(
+        model={"depth": 4, "width": 7, "activation": activation, "residual": residual},
+        init={"scheme": "normal", "gain": 1.3, "bias_std": 0.1},
+    )
     model = build_model(spec, SHAPE).double()
     x = torch.randn(11, 5, dtype=torch.float64)
     y = torch.randint(0, 3, (11,))
@@ -75,8 +76,9 @@ def test_activation_grad_rms_matches_explicit_chain_rule(spec_factory, activatio
 def test_weight_norms_match_finite_differences(spec_factory):
     """||dL/dW|| against central finite differences on every weight entry (tiny net)."""
     torch.manual_seed(1)
-    spec = spec_factory(model={"depth": 2, "width": 3, "activation": "tanh"},
-                        init={"scheme": "normal", "gain": 1.0})
+    spec = spec_factory(
+        model={"depth": 2, "width": 3, "activation": "tanh"}, init={"scheme": "normal", "gain": 1.0}
+    )
     shape = DataShape(input_dim=2, output_dim=2, task="classification", n_train=8, n_val=8)
     model = build_model(spec, shape).double()
     x = torch.randn(6, 2, dtype=torch.float64)
@@ -107,8 +109,7 @@ def test_weight_norms_match_finite_differences(spec_factory):
 def _deep_probe(spec_factory, activation, scheme, gain, depth=10, width=512, n=512):
     torch.manual_seed(0)
     init = {"scheme": scheme} if gain is None else {"scheme": scheme, "gain": gain}
-    spec = spec_factory(model={"depth": depth, "width": width, "activation": activation},
-                        init=init)
+    spec = spec_factory(model={"depth": depth, "width": width, "activation": activation}, init=init)
     shape = DataShape(input_dim=width, output_dim=10, task="classification", n_train=n, n_val=8)
     model = build_model(spec, shape)
     x = torch.randn(n, width)
@@ -122,7 +123,7 @@ def test_deep_linear_net_gain_is_g(spec_factory, g):
     result = _deep_probe(spec_factory, "identity", "normal", g)
     assert result["gain_geomean"] == pytest.approx(g, rel=0.05)
     assert all(gi == pytest.approx(g, rel=0.15) for gi in result["gains"])
-    assert result["end_to_end_ratio"] == pytest.approx(g ** 9, rel=0.4)
+    assert result["end_to_end_ratio"] == pytest.approx(g**9, rel=0.4)
 
 
 def test_relu_he_init_gain_is_one(spec_factory):

@@ -12,11 +12,12 @@ from worker.spec import data_shape, parameter_count
 
 
 @pytest.mark.parametrize("normalization", ["none", "batch", "layer"])
-@pytest.mark.parametrize("data", [{"kind": "spirals"}, {"kind": "digits"},
-                                  {"kind": "teacher", "input_dim": 9, "output_dim": 3}])
+@pytest.mark.parametrize(
+    "data",
+    [{"kind": "spirals"}, {"kind": "digits"}, {"kind": "teacher", "input_dim": 9, "output_dim": 3}],
+)
 def test_parameter_count_matches_built_model(spec_factory, normalization, data):
-    spec = spec_factory(model={"depth": 4, "width": 10, "normalization": normalization},
-                        data=data)
+    spec = spec_factory(model={"depth": 4, "width": 10, "normalization": normalization}, data=data)
     model = build_model(spec, data_shape(spec.data))
     assert parameter_count(spec) == sum(p.numel() for p in model.parameters())
 
@@ -35,8 +36,11 @@ def test_parameter_count_matches_built_model(spec_factory, normalization, data):
 def test_init_weight_std(spec_factory, scheme, gain, activation, expected_std):
     torch.manual_seed(0)
     init = {"scheme": scheme, **({"gain": gain} if gain else {})}
-    spec = spec_factory(model={"depth": 2, "width": 400, "activation": activation}, init=init,
-                        data={"kind": "teacher", "input_dim": 300, "output_dim": 4})
+    spec = spec_factory(
+        model={"depth": 2, "width": 400, "activation": activation},
+        init=init,
+        data={"kind": "teacher", "input_dim": 300, "output_dim": 4},
+    )
     model = build_model(spec, data_shape(spec.data))
     w = model.blocks[1].linear.weight.detach()
     assert float(w.std()) == pytest.approx(expected_std(400, 400), rel=0.02)
@@ -46,21 +50,29 @@ def test_init_weight_std(spec_factory, scheme, gain, activation, expected_std):
 
 def test_bias_std(spec_factory):
     torch.manual_seed(0)
-    spec = spec_factory(model={"depth": 2, "width": 2000},
-                        init={"scheme": "normal", "bias_std": 0.3})
+    spec = spec_factory(
+        model={"depth": 2, "width": 2000}, init={"scheme": "normal", "bias_std": 0.3}
+    )
     model = build_model(spec, data_shape(spec.data))
     assert float(model.blocks[1].linear.bias.detach().std()) == pytest.approx(0.3, rel=0.05)
 
 
 def test_residual_skips_all_but_the_first_block(spec_factory):
-    spec = spec_factory(model={"depth": 3, "width": 8, "residual": True,
-                               "normalization": "layer"})
+    spec = spec_factory(model={"depth": 3, "width": 8, "residual": True, "normalization": "layer"})
     model = build_model(spec, data_shape(spec.data))
     assert [b.residual for b in model.blocks] == [False, True, True]
     layers = describe_layers(spec, data_shape(spec.data))
-    assert [entry["type"] for entry in layers] == ["linear", "layer_norm", "activation",
-                                                   "residual", "residual", "linear"]
+    assert [entry["type"] for entry in layers] == [
+        "linear",
+        "layer_norm",
+        "activation",
+        "residual",
+        "residual",
+        "linear",
+    ]
     x = torch.randn(5, 2)
     h1 = model.blocks[0](x)
-    assert torch.allclose(model.blocks[1](h1), h1 + model.blocks[1].act(
-        model.blocks[1].norm(model.blocks[1].linear(h1))))
+    assert torch.allclose(
+        model.blocks[1](h1),
+        h1 + model.blocks[1].act(model.blocks[1].norm(model.blocks[1].linear(h1))),
+    )

@@ -35,8 +35,9 @@ def test_closed_form_derivative_matches_autograd(name):
 def _identity_net(spec_factory, activation, width=8, bias=0.0):
     """One block whose linear layer is the identity, so the pre-activations equal the input."""
     spec = spec_factory(model={"depth": 1, "width": width, "activation": activation})
-    model = build_model(spec, DataShape(input_dim=width, output_dim=2, task="classification",
-                                        n_train=8, n_val=8))
+    model = build_model(
+        spec, DataShape(input_dim=width, output_dim=2, task="classification", n_train=8, n_val=8)
+    )
     with torch.no_grad():
         model.blocks[0].linear.weight.copy_(torch.eye(width))
         model.blocks[0].linear.bias.fill_(bias)

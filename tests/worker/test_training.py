@@ -21,15 +21,20 @@ def plain_loop_losses(spec, steps):
     data = make_dataset(spec.data, spec.training.seed, cpu)
     model = build_model(spec, data.shape)
     o = spec.optimizer
-    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum,
-                          nesterov=o.nesterov, weight_decay=o.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=o.lr,
+        momentum=o.momentum,
+        nesterov=o.nesterov,
+        weight_decay=o.weight_decay,
+    )
     n, b = data.x_train.shape[0], spec.training.batch_size
     g = torch.Generator().manual_seed(spec.training.seed)
     perm, pos, losses = torch.randperm(n, generator=g), 0, []
     for _ in range(steps):
         if pos + b > n:
             perm, pos = torch.randperm(n, generator=g), 0
-        idx = perm[pos:pos + b]
+        idx = perm[pos : pos + b]
         pos += b
         loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         opt.zero_grad()
@@ -42,8 +47,9 @@ def plain_loop_losses(spec, steps):
 
 
 def test_loop_matches_plain_pytorch_loop(spec_factory):
-    spec = spec_factory(training={"steps": 23, "batch_size": 50, "seed": 4},
-                        diagnostics={"curve_points": 1000})
+    spec = spec_factory(
+        training={"steps": 23, "batch_size": 50, "seed": 4}, diagnostics={"curve_points": 1000}
+    )
     torch.manual_seed(4)
     data = make_dataset(spec.data, 4, torch.device("cpu"))
     model = build_model(spec, data.shape)
@@ -58,9 +64,12 @@ def test_loop_matches_plain_pytorch_loop(spec_factory):
 
 @pytest.mark.parametrize("normalization", ["none", "batch", "layer"])
 def test_probes_do_not_change_training(spec_factory, normalization):
-    """Diagnostics on or off, the same losses and weights (batch-norm running stats included)."""
-    kw = dict(model={"normalization": normalization}, training={"steps": 30},
-              diagnostics={"every": 3})
+    """Diagnostics on or off: the same train and validation losses (batch-norm stats too)."""
+    kw = {
+        "model": {"normalization": normalization},
+        "training": {"steps": 30},
+        "diagnostics": {"every": 3},
+    }
     on = run_experiment(spec_factory(**kw))
     off = run_experiment(spec_factory(**{**kw, "diagnostics": {"enabled": False}}))
     assert on["curves"]["train_loss"] == off["curves"]["train_loss"]
@@ -70,9 +79,12 @@ def test_probes_do_not_change_training(spec_factory, normalization):
 
 
 def test_divergence_is_an_outcome_with_the_first_bad_step(spec_factory):
-    spec = spec_factory(model={"depth": 6, "width": 32, "activation": "identity"},
-                        init={"scheme": "normal", "gain": 3.0},
-                        optimizer={"lr": 5.0, "momentum": 0.9}, training={"steps": 200})
+    spec = spec_factory(
+        model={"depth": 6, "width": 32, "activation": "identity"},
+        init={"scheme": "normal", "gain": 3.0},
+        optimizer={"lr": 5.0, "momentum": 0.9},
+        training={"steps": 200},
+    )
     result = run_experiment(spec)
     reference, _ = plain_loop_losses(spec, 200)
     assert not math.isfinite(reference[-1])
@@ -91,14 +103,19 @@ def test_same_spec_and_seed_give_the_same_numbers(spec_factory):
     a, b = run_experiment(spec), run_experiment(spec)
     for key in ("curves", "gradient_flow", "linearity", "findings"):
         assert a[key] == b[key]
-    other = run_experiment(spec_factory(model={"normalization": "batch"},
-                                        training={"steps": 15, "seed": 1}))
+    other = run_experiment(
+        spec_factory(model={"normalization": "batch"}, training={"steps": 15, "seed": 1})
+    )
     assert other["curves"]["train_loss"] != a["curves"]["train_loss"]
 
 
 def test_training_learns_spirals(spec_factory):
-    spec = spec_factory(model={"depth": 3, "width": 64}, init={"scheme": "kaiming_normal"},
-                        data={"kind": "spirals", "n_train": 1024, "n_val": 256}, training={"steps": 600})
+    spec = spec_factory(
+        model={"depth": 3, "width": 64},
+        init={"scheme": "kaiming_normal"},
+        data={"kind": "spirals", "n_train": 1024, "n_val": 256},
+        training={"steps": 600},
+    )
     summary = run_experiment(spec)["summary"]
     assert summary["outcome"] == "completed"
     assert summary["final_val_accuracy"] > 0.9

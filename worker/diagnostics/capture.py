@@ -56,7 +56,7 @@ def capture(model: MLP, loss_fn: LossFn, x: Tensor, y: Tensor, step: int) -> Pro
     outputs: list[Tensor] = []
     preacts: list[Tensor] = []
     handles = []
-    for block in model.blocks:
+    for block in model.hidden_blocks():
         handles.append(block.register_forward_hook(lambda _m, _i, out: outputs.append(out)))
         handles.append(
             block.act.register_forward_hook(lambda _m, inp, _o: preacts.append(inp[0].detach()))

@@ -1,4 +1,4 @@
-""""Significant slope": how much of each nonlinearity operates where its derivative is large.
+""" "Significant slope": how much of each nonlinearity operates where its derivative is large.
 
 For the pre-activations z of block l on the probe batch and tau (default 0.1):
 slope coverage = share of entries with |phi'(z)| >= tau * max|phi'|; saturated share (bounded
