@@ -23,8 +23,9 @@ from worker.model import MLP
 from worker.spec import ExperimentSpec, TaskType, total_steps
 
 Outcome = Literal["completed", "diverged", "stopped"]
-EVAL_POINTS = 20  # validation evaluations per run (plus the final one)
-EVAL_MAX_EXAMPLES = 4096  # cap on examples per evaluation, to bound its cost
+EVAL_MAX_POINTS = 20  # evaluations of train/validation loss per run, at most (plus step 0)
+EVAL_MAX_EXAMPLES = 1024  # examples per split and evaluation, at most
+EVAL_BUDGET = 0.05  # evaluations cost at most this share of training compute
 
 
 @dataclass
@@ -61,6 +62,17 @@ class TrainOutcome:
 def loss_function(task: TaskType) -> Callable[[Tensor, Tensor], Tensor]:
     """Cross-entropy for classification, mean squared error for regression."""
     return F.cross_entropy if task == "classification" else F.mse_loss
+
+
+def eval_interval(steps: int, batch: int, examples_per_eval: int) -> int:
+    """Steps between evaluations, so that they cost at most EVAL_BUDGET of training.
+
+    A training step costs about three forward passes of a batch (forward, backward, update);
+    an evaluation is one forward pass over ``examples_per_eval`` examples.
+    """
+    affordable = int(EVAL_BUDGET * 3 * steps * batch / examples_per_eval)
+    points = min(EVAL_MAX_POINTS, max(1, affordable))
+    return max(1, math.ceil(steps / points))
 
 
 @torch.no_grad()
@@ -106,7 +118,8 @@ def train(
     batch = min(spec.training.batch_size, n_train)
     steps = total_steps(spec)
     log_every = max(1, math.ceil(steps / spec.diagnostics.curve_points))
-    eval_every = max(1, math.ceil(steps / EVAL_POINTS))
+    eval_every = eval_interval(steps, batch, min(n_train, EVAL_MAX_EXAMPLES) + min(
+        data.x_val.shape[0], EVAL_MAX_EXAMPLES))
     shuffle = torch.Generator(device=device).manual_seed(spec.training.seed)
     window = torch.empty(log_every + 1, device=device)  # per-step losses since the last log
     filled = 0

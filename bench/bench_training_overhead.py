@@ -1,0 +1,117 @@
+"""Training-loop overhead, side by side in one run.
+
+Trains the same MLP on the same data and batch order three ways and prints the ratios:
+  plain   a hand-written PyTorch SGD+momentum loop (the floor),
+  ours    worker.training.train with diagnostics off (curves and evaluations only),
+  diag    worker.training.train with the default diagnostics (probes at step 0, ~8 more, end).
+Runs are interleaved and repeated; medians are reported. Usage:
+  python bench/bench_training_overhead.py [--steps 1000] [--depth 8] [--width 256] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from worker.data import make_dataset
+from worker.model import build_model
+from worker.runner import build_probes
+from worker.spec import ExperimentSpec
+from worker.training import train
+
+
+def make_spec(args: argparse.Namespace, diagnostics: bool) -> ExperimentSpec:
+    return ExperimentSpec.model_validate(
+        {
+            "spec_version": 1,
+            "model": {"depth": args.depth, "width": args.width, "activation": "relu"},
+            "init": {"scheme": "kaiming_normal"},
+            "data": {"kind": "teacher", "input_dim": 32, "output_dim": 10, "n_train": 8192},
+            "optimizer": {"lr": 0.01, "momentum": 0.9},
+            "training": {"steps": args.steps, "batch_size": args.batch, "device": args.device},
+            "diagnostics": {"enabled": diagnostics},
+        }
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_plain(spec: ExperimentSpec, device: torch.device) -> float:
+    torch.manual_seed(0)
+    data = make_dataset(spec.data, 0, device)
+    model = build_model(spec, data.shape).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=spec.optimizer.lr, momentum=0.9)
+    n, b = data.x_train.shape[0], spec.training.batch_size
+    g = torch.Generator(device=device).manual_seed(0)
+    perm, pos = torch.randperm(n, generator=g, device=device), 0
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(spec.training.steps or 0):
+        if pos + b > n:
+            perm, pos = torch.randperm(n, generator=g, device=device), 0
+        idx = perm[pos : pos + b]
+        pos += b
+        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    float(loss.detach())  # wait for the last step
+    return time.perf_counter() - start
+
+
+def time_ours(spec: ExperimentSpec, device: torch.device) -> float:
+    torch.manual_seed(0)
+    data = make_dataset(spec.data, 0, device)
+    model = build_model(spec, data.shape).to(device)
+    probes = None
+    if spec.diagnostics.enabled:
+        idx = torch.randperm(data.x_train.shape[0])[: spec.diagnostics.probe_batch_size]
+        idx = idx.to(device)
+        probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], data.task)
+    _sync(device)
+    return train(spec, model, data, probes).train_time_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--depth", type=int, default=8)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    plain_spec, off_spec, on_spec = make_spec(args, False), make_spec(args, False), make_spec(
+        args, True
+    )
+    time_plain(plain_spec, device)  # warm-up (allocator, kernels, thread pool)
+    times: dict[str, list[float]] = {"plain": [], "ours": [], "diag": []}
+    for _ in range(args.repeats):
+        times["plain"].append(time_plain(plain_spec, device))
+        times["ours"].append(time_ours(off_spec, device))
+        times["diag"].append(time_ours(on_spec, device))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    report: dict[str, Any] = {
+        "config": vars(args),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "median_seconds": med,
+        "ours_over_plain": med["ours"] / med["plain"],
+        "diag_over_ours": med["diag"] / med["ours"],
+        "diag_over_plain": med["diag"] / med["plain"],
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
