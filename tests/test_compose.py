@@ -1,0 +1,517 @@
+"""The container setup, checked without a Docker engine.
+
+docker-compose.yml, the two Dockerfiles and .dockerignore are read as data: the guarantees
+ARCHITECTURE.md asks of the deployment (Redis with AOF and noeviction, health-gated start-up,
+one GPU per worker, no torch in the API image, non-root processes) are asserted here, so a
+change that drops one fails CI on machines that cannot build the images. If the `docker
+compose` CLI is installed, the compose file is also validated by it (client-side only).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+API_DOCKERFILE = ROOT / "docker" / "api.Dockerfile"
+WORKER_DOCKERFILE = ROOT / "docker" / "worker.Dockerfile"
+PROJECT_DEPS = ROOT / "docker" / "project_deps.py"
+PYPROJECT = ROOT / "pyproject.toml"
+
+# `celery -A worker.celery_app` finds the module's Celery instance itself (its `app`).
+WORKER_APP = "worker.celery_app"
+API_APP = "service.main:app"
+
+# Run in a child interpreter: import a module with some top-level packages made unimportable,
+# as they are in an image that does not install them.
+_IMPORT_WITHOUT = """
+import importlib, importlib.abc, sys
+
+blocked = {name for name in sys.argv[1].split(",") if name}
+
+
+class NotInImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in this image)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NotInImage())
+module = importlib.import_module(sys.argv[2])
+if len(sys.argv) > 3:
+    from celery import Celery
+    from celery.app.utils import find_app
+
+    app = find_app(sys.argv[2])  # what `celery -A <module>` does
+    assert isinstance(app, Celery), app
+"""
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs: continuation lines joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue  # comments may sit between continuation lines too
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, args = full.partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+    assert not pending, f"{path.name}: the last instruction ends with a line continuation"
+    return instructions
+
+
+def instruction_args(path: Path, keyword: str) -> list[str]:
+    """The arguments of every ``keyword`` instruction in the Dockerfile, in order."""
+    return [args for key, args in dockerfile_instructions(path) if key == keyword]
+
+
+def final_stage(path: Path) -> list[tuple[str, str]]:
+    """The instructions of the last build stage (the image that ships)."""
+    instructions = dockerfile_instructions(path)
+    last_from = max(i for i, (key, _) in enumerate(instructions) if key == "FROM")
+    return instructions[last_from:]
+
+
+def exec_form(args: str) -> list[str]:
+    """The argv of an exec-form (JSON array) CMD."""
+    argv = json.loads(args)
+    assert isinstance(argv, list) and all(isinstance(a, str) for a in argv), args
+    return argv
+
+
+def argument_after(argv: list[str], *flags: str) -> str:
+    """The value of the first of ``flags`` in argv, as ``-A X`` or ``--app=X``."""
+    for i, arg in enumerate(argv):
+        if arg in flags:
+            return argv[i + 1]
+        for flag in flags:
+            if flag.startswith("--") and arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    raise AssertionError(f"none of {flags} in {argv}")
+
+
+def assert_module_defines(target: str) -> None:
+    """``pkg.module:attr`` names a module file in the repository that assigns ``attr``."""
+    module, _, attr = target.partition(":")
+    path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    assert path.is_file(), f"{target}: {path.relative_to(ROOT)} does not exist (yet)"
+    if attr:
+        assigned = re.compile(rf"^{re.escape(attr)}\s*(:[^=\n]*)?=", re.MULTILINE)
+        assert assigned.search(path.read_text()), (
+            f"{target}: {path.relative_to(ROOT)} assigns no module-level {attr!r}"
+        )
+
+
+def import_without(module: str, blocked: set[str], *, celery_app: bool = False) -> None:
+    """Import ``module`` from the repository in a fresh interpreter that lacks ``blocked``."""
+    args = [sys.executable, "-c", _IMPORT_WITHOUT, ",".join(sorted(blocked)), module]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [*args, "celery-app"] if celery_app else args,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"importing {module} without {sorted(blocked)}:\n{done.stderr}"
+
+
+def import_names(distributions: set[str]) -> set[str]:
+    """Top-level import names of installed distributions (``scikit-learn`` -> ``sklearn``)."""
+    wanted = {canonical(d) for d in distributions}
+    names = {d.replace("-", "_") for d in wanted}
+    for top_level, dists in importlib.metadata.packages_distributions().items():
+        if any(canonical(d) in wanted for d in dists):
+            names.add(top_level)
+    return names
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalized project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dockerignore_excludes(patterns: list[str], path: str) -> bool:
+    """Whether .dockerignore leaves ``path`` out of the build context.
+
+    Docker's rules, as far as this file uses them: the last matching pattern wins, ``!``
+    re-includes, ``*`` stays within one path segment, ``**`` spans any number, and a pattern
+    that matches a directory matches everything under it.
+    """
+
+    def regex(pattern: str) -> re.Pattern[str]:
+        out = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out += "(?:.*/)?"
+                i += 3
+            elif pattern.startswith("**", i):
+                out += ".*"
+                i += 2
+            elif pattern[i] == "*":
+                out += "[^/]*"
+                i += 1
+            elif pattern[i] == "?":
+                out += "[^/]"
+                i += 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                out += pattern[i : end + 1]
+                i = end + 1
+            else:
+                out += re.escape(pattern[i])
+                i += 1
+        return re.compile(out + r"\Z")
+
+    parts = path.split("/")
+    ancestors = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        compiled = regex(pattern.lstrip("!").strip("/"))
+        if any(compiled.match(candidate) for candidate in ancestors):
+            excluded = not negate
+    return excluded
+
+
+def project_deps(*args: str) -> list[str]:
+    """Run docker/project_deps.py as the image builds do; its stdout lines."""
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_DEPS), str(PYPROJECT), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    """The canonical project names of requirement strings."""
+    return {canonical(re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0]) for r in requirements}
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+# ---- docker-compose.yml ---------------------------------------------------------------------
+
+
+def test_the_three_services_exist(services: dict[str, dict[str, Any]]) -> None:
+    assert {"redis", "api", "worker"} <= services.keys()
+
+
+def test_redis_persists_with_aof_and_never_evicts(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:7")
+    command = redis["command"]
+    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    assert argv[0] == "redis-server"
+    options = dict(zip(argv[1::2], argv[2::2], strict=True))
+    assert options["--appendonly"] == "yes"
+    assert options["--appendfsync"] == "everysec"
+    assert options["--maxmemory-policy"] == "noeviction"
+    # The AOF lives in /data: a named volume keeps it across container re-creation.
+    volume = next(v.split(":")[0] for v in redis["volumes"] if v.split(":")[1] == "/data")
+    assert volume in compose["volumes"]
+
+
+def test_redis_health_is_a_ping(services: dict[str, dict[str, Any]]) -> None:
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_everything_else_waits_for_a_healthy_redis(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        if name == "redis":
+            continue
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+def test_every_service_has_a_complete_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert isinstance(check, dict), f"{name} has no healthcheck"
+        assert {"test", "interval", "timeout", "retries"} <= check.keys(), name
+        assert check["test"][0] in {"CMD", "CMD-SHELL"}, name
+        assert re.fullmatch(r"(\d+(ms|s|m|h))+", check["interval"]), name
+        assert re.fullmatch(r"(\d+(ms|s|m|h))+", check["timeout"]), name
+        assert isinstance(check["retries"], int) and check["retries"] >= 1, name
+
+
+def test_api_publishes_8000_and_checks_healthz(services: dict[str, dict[str, Any]]) -> None:
+    api = services["api"]
+    assert "8000:8000" in api["ports"]
+    assert api["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+
+
+def test_worker_reserves_one_nvidia_gpu(services: dict[str, dict[str, Any]]) -> None:
+    worker = services["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert len(devices) == 1
+    (gpu,) = devices
+    assert gpu["driver"] == "nvidia"
+    assert "gpu" in gpu["capabilities"]
+    # One worker process per GPU: exactly one device, by count or by id.
+    assert gpu.get("count") == 1 or len(gpu.get("device_ids", [])) == 1
+    assert worker["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert worker["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+def test_worker_health_pings_its_own_node(services: dict[str, dict[str, Any]]) -> None:
+    """The node name the health check pings is the one the worker runs as."""
+    test = services["worker"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    command = test[1]
+    assert f"-A {WORKER_APP} inspect ping" in command
+    # Compose would substitute a bare $HOSTNAME from the host's environment at parse time;
+    # $$ leaves a literal $ for the container's shell.
+    assert '"celery@$$HOSTNAME"' in command
+    assert "--timeout" in command
+    worker_cmd = exec_form(instruction_args(WORKER_DOCKERFILE, "CMD")[-1])
+    assert argument_after(worker_cmd, "-n", "--hostname") == "celery@%h"
+
+
+def test_cpu_worker_is_opt_in_and_takes_only_the_cpu_queue(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    if "worker-cpu" not in services:
+        pytest.skip("no worker-cpu service")
+    cpu = services["worker-cpu"]
+    assert cpu["profiles"] == ["cpu"]
+    assert "deploy" not in cpu  # no GPU reservation: it must start where there is no GPU
+    assert cpu["environment"]["CUDA_VISIBLE_DEVICES"] == ""
+    argv = [str(a) for a in cpu["command"]]
+    assert argument_after(argv, "-A", "--app") == WORKER_APP
+    assert argument_after(argv, "-Q", "--queues") == "cpu"
+    assert argument_after(argv, "-P", "--pool") == "prefork"
+    assert argument_after(argv, "-c", "--concurrency") == "1"
+
+
+def test_build_contexts_and_dockerfiles_exist(services: dict[str, dict[str, Any]]) -> None:
+    built = {name: s["build"] for name, s in services.items() if "build" in s}
+    assert {"api", "worker"} <= built.keys()
+    for name, build in built.items():
+        context = (COMPOSE_FILE.parent / build["context"]).resolve()
+        assert context.is_dir(), name
+        assert (context / build["dockerfile"]).is_file(), name
+    assert built["api"]["dockerfile"] == "docker/api.Dockerfile"
+    assert built["worker"]["dockerfile"] == "docker/worker.Dockerfile"
+
+
+# ---- Dockerfiles ----------------------------------------------------------------------------
+
+
+def test_api_image_is_python_slim_without_torch() -> None:
+    assert instruction_args(API_DOCKERFILE, "ARG")[0] == "PYTHON_IMAGE=python:3.11-slim"
+    runs = [args for key, args in final_stage(API_DOCKERFILE) if key == "RUN"]
+    installs = [run for run in runs if "pip install" in run]
+    assert installs
+    for run in installs:
+        assert "torch" not in run, f"the API image installs torch: {run}"
+        # `pip install .` or '.[api]' would pull the core dependencies, torch among them.
+        assert not re.search(r"pip install\s+(-\S+\s+)*['\"]?\.", run), run
+    assert any("requirements --extra api" in run for run in runs)
+    assert any("pip install --no-deps" in run for run in installs)
+    assert any("check-absent torch" in run for run in runs)
+
+
+def test_api_extra_has_no_torch_but_the_core_does() -> None:
+    api = project_deps("requirements", "--extra", "api")
+    assert api and "torch" not in requirement_names(api)
+    assert "torch" in requirement_names(project_deps("requirements"))
+
+
+def test_worker_keeps_the_base_images_torch() -> None:
+    runs = [args for key, args in final_stage(WORKER_DOCKERFILE) if key == "RUN"]
+    installs = [run for run in runs if "pip install" in run]
+    assert installs
+    for run in installs:
+        assert not re.search(r"pip install\s+(-\S+\s+)*['\"]?\.", run), run
+        assert not re.search(r"pip install[^&]*\btorch\b", run), run
+    assert any("requirements --exclude torch" in run for run in runs)
+    assert any("check-pin torch" in run for run in runs)
+    assert any("pip install --no-deps" in run for run in installs)
+
+    worker = project_deps("requirements", "--exclude", "torch")
+    core = project_deps("requirements")
+    assert "torch" not in requirement_names(worker)
+    assert requirement_names(worker) == requirement_names(core) - {"torch"}
+
+
+def test_worker_base_image_ships_the_pinned_torch() -> None:
+    """The base image's tag and pyproject's torch pin must move together."""
+    base = instruction_args(WORKER_DOCKERFILE, "ARG")[0]
+    match = re.fullmatch(
+        r"BASE_IMAGE=pytorch/pytorch:(\d+\.\d+\.\d+)-cuda[\d.]+-cudnn\d+-runtime", base
+    )
+    assert match, base
+    with PYPROJECT.open("rb") as fh:
+        dependencies = tomllib.load(fh)["project"]["dependencies"]
+    (pin,) = [d for d in dependencies if re.match(r"torch\s*==", d)]
+    assert pin.split("==", 1)[1].strip() == match.group(1)
+
+
+def test_api_cmd_serves_the_fastapi_app() -> None:
+    cmd = exec_form(instruction_args(API_DOCKERFILE, "CMD")[-1])
+    assert cmd[:2] == ["uvicorn", API_APP]
+    assert argument_after(cmd, "--host") == "0.0.0.0"
+    assert argument_after(cmd, "--port") == "8000"
+    assert_module_defines(API_APP)
+
+
+def test_api_app_imports_with_only_the_api_extra() -> None:
+    """What the API image lacks (core dependencies outside the api extra) is never imported."""
+    assert_module_defines(API_APP)
+    missing = requirement_names(project_deps("requirements")) - requirement_names(
+        project_deps("requirements", "--extra", "api")
+    )
+    assert "torch" in missing
+    import_without(API_APP.partition(":")[0], import_names(missing))
+
+
+def test_worker_cmd_is_one_prefork_process_on_the_gpu_and_cpu_queues() -> None:
+    cmd = exec_form(instruction_args(WORKER_DOCKERFILE, "CMD")[-1])
+    assert cmd[0] == "celery"
+    assert "worker" in cmd
+    assert argument_after(cmd, "-A", "--app") == WORKER_APP
+    assert argument_after(cmd, "-P", "--pool") == "prefork"
+    assert argument_after(cmd, "-c", "--concurrency") == "1"
+    assert set(argument_after(cmd, "-Q", "--queues").split(",")) == {"gpu", "cpu"}
+    path = ROOT.joinpath(*WORKER_APP.split(".")).with_suffix(".py")
+    assert path.is_file(), f"{path.relative_to(ROOT)} does not exist (yet)"
+
+
+def test_celery_app_loads_without_torch() -> None:
+    """`celery -A worker.celery_app` (the worker's parent and every health check) needs no torch.
+
+    The parent must not touch CUDA before it forks its child, and the health check runs every
+    minute, so it should not pay for importing torch.
+    """
+    assert ROOT.joinpath(*WORKER_APP.split(".")).with_suffix(".py").is_file()
+    import_without(WORKER_APP, {"torch"}, celery_app=True)
+
+
+@pytest.mark.parametrize("dockerfile", [API_DOCKERFILE, WORKER_DOCKERFILE], ids=["api", "worker"])
+def test_images_have_a_healthcheck_and_run_as_non_root(dockerfile: Path) -> None:
+    stage = final_stage(dockerfile)
+    checks = [args for key, args in stage if key == "HEALTHCHECK"]
+    assert len(checks) == 1 and " CMD " in f" {checks[0]} "
+    for option in ("--interval=", "--timeout=", "--retries="):
+        assert option in checks[0]
+    users = [args for key, args in stage if key == "USER"]
+    assert users, f"{dockerfile.name} runs as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_image_healthchecks_match_compose(services: dict[str, dict[str, Any]]) -> None:
+    (api_check,) = instruction_args(API_DOCKERFILE, "HEALTHCHECK")
+    assert "http://127.0.0.1:8000/healthz" in api_check
+    (worker_check,) = instruction_args(WORKER_DOCKERFILE, "HEALTHCHECK")
+    assert f"-A {WORKER_APP} inspect ping" in worker_check
+    assert '"celery@$HOSTNAME"' in worker_check
+    assert "|| exit 1" in worker_check  # Docker reserves exit codes other than 0 and 1
+
+
+def test_dockerignore_sends_only_the_build_inputs() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    needed = [
+        "pyproject.toml",
+        "docker/project_deps.py",
+        "service/__init__.py",
+        "service/main.py",
+        "worker/__init__.py",
+        "worker/celery_app.py",
+        "worker/diagnostics/__init__.py",
+    ]
+    for path in needed:
+        assert not dockerignore_excludes(patterns, path), f".dockerignore drops {path}"
+    unwanted = [
+        ".git/HEAD",
+        ".venv/bin/python",
+        ".env",
+        "tests/test_compose.py",
+        "docker-compose.yml",
+        "service/__pycache__/main.cpython-311.pyc",
+        "worker/diagnostics/__pycache__/x.pyc",
+        "trainability.egg-info/PKG-INFO",
+    ]
+    for path in unwanted:
+        assert dockerignore_excludes(patterns, path), f".dockerignore sends {path}"
+
+
+# ---- the docker compose CLI, where installed ---------------------------------------------
+
+
+def _compose_cli() -> list[str] | None:
+    """``docker compose`` (v2) when the plugin is installed, else None."""
+    if shutil.which("docker") is None:
+        return None
+    probe = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, check=False
+    )
+    return ["docker", "compose"] if probe.returncode == 0 else None
+
+
+@pytest.mark.parametrize("profile", [None, "cpu"])
+def test_docker_compose_config_accepts_the_file(profile: str | None) -> None:
+    cli = _compose_cli()
+    if cli is None:
+        pytest.skip("the docker compose CLI plugin is not installed")
+    profile_args = ["--profile", profile] if profile else []
+    # `config` parses, interpolates and validates on the client; it needs no engine.
+    done = subprocess.run(
+        [*cli, "-f", str(COMPOSE_FILE), *profile_args, "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
