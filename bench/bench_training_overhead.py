@@ -23,7 +23,7 @@ from worker.data import make_dataset
 from worker.model import build_model
 from worker.runner import build_probes
 from worker.spec import ExperimentSpec
-from worker.training import train
+from worker.training import loss_function, train
 
 
 def make_spec(args: argparse.Namespace, diagnostics: bool) -> ExperimentSpec:
@@ -35,7 +35,7 @@ def make_spec(args: argparse.Namespace, diagnostics: bool) -> ExperimentSpec:
             "data": {"kind": "teacher", "input_dim": 32, "output_dim": 10, "n_train": 8192},
             "optimizer": {"lr": 0.01, "momentum": 0.9},
             "training": {"steps": args.steps, "batch_size": args.batch, "device": args.device},
-            "diagnostics": {"enabled": diagnostics},
+            "diagnostics": {"preset": "standard" if diagnostics else "off"},
         }
     )
 
@@ -48,7 +48,7 @@ def _sync(device: torch.device) -> None:
 def time_plain(spec: ExperimentSpec, device: torch.device) -> float:
     torch.manual_seed(0)
     data = make_dataset(spec.data, 0, device)
-    model = build_model(spec, data.shape).to(device)
+    model = build_model(spec).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=spec.optimizer.lr, momentum=0.9)
     n, b = data.x_train.shape[0], spec.training.batch_size
     g = torch.Generator(device=device).manual_seed(0)
@@ -62,7 +62,7 @@ def time_plain(spec: ExperimentSpec, device: torch.device) -> float:
         pos += b
         loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         opt.step()
     float(loss.detach())  # wait for the last step
     return time.perf_counter() - start
@@ -71,12 +71,10 @@ def time_plain(spec: ExperimentSpec, device: torch.device) -> float:
 def time_ours(spec: ExperimentSpec, device: torch.device) -> float:
     torch.manual_seed(0)
     data = make_dataset(spec.data, 0, device)
-    model = build_model(spec, data.shape).to(device)
-    probes = None
-    if spec.diagnostics.enabled:
-        idx = torch.randperm(data.x_train.shape[0])[: spec.diagnostics.probe_batch_size]
-        idx = idx.to(device)
-        probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], data.task)
+    model = build_model(spec).to(device)
+    idx = torch.randperm(data.x_train.shape[0])[: spec.diagnostics.probe_batch_size].to(device)
+    loss_fn = loss_function(data.shape)
+    probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], loss_fn)
     _sync(device)
     return train(spec, model, data, probes).train_time_s
 
@@ -91,8 +89,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = torch.device(args.device)
-    plain_spec, off_spec, on_spec = make_spec(args, False), make_spec(args, False), make_spec(
-        args, True
+    plain_spec, off_spec, on_spec = (
+        make_spec(args, False),
+        make_spec(args, False),
+        make_spec(args, True),
     )
     time_plain(plain_spec, device)  # warm-up (allocator, kernels, thread pool)
     times: dict[str, list[float]] = {"plain": [], "ours": [], "diag": []}

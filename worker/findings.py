@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from worker.design import DesignFacts, design_facts
 from worker.spec import ExperimentSpec
 
 Severity = Literal["info", "warning", "critical"]
-SATURATING = {"sigmoid", "tanh"}
 MAJORITY = 0.5  # share above which saturation or dead units is reported
 
 
@@ -28,35 +28,37 @@ def _finding(
     }
 
 
-def _vanishing_suggestion(spec: ExperimentSpec) -> str:
-    m = spec.model
+def _vanishing_suggestion(d: DesignFacts) -> str:
     tips = []
-    if m.activation in SATURATING:
+    if d.saturating:
+        names = ", ".join(sorted(d.saturating))
         tips.append(
-            f"replace {m.activation} with an activation that keeps its slope over most of its "
-            "domain (relu, gelu)"
+            f"replace {names} with an activation that keeps its slope over most of its "
+            "domain (relu, gelu, maxout)"
         )
-    if spec.init.scheme in ("default", "xavier_uniform", "xavier_normal") or (
-        spec.init.gain is not None and spec.init.gain < 1
+    if d.init_scheme in ("default", "xavier_uniform", "xavier_normal") or (
+        d.init_gain is not None and d.init_gain < 1
     ):
         tips.append("initialize at the activation's gain (kaiming_normal for relu)")
-    if not m.residual and m.depth > 4:
+    if not d.residual and d.depth > 4:
         tips.append("add residual (skip) connections so gradients have an identity path")
-    if m.normalization == "none":
+    if not d.normalization:
         tips.append("add batch or layer normalization")
+    if "rnn" in d.recurrent:
+        tips.append("use an lstm or gru instead of a vanilla rnn")
     return "; ".join(tips) or "reduce depth or raise the init gain"
 
 
-def _exploding_suggestion(spec: ExperimentSpec) -> str:
+def _exploding_suggestion(d: DesignFacts) -> str:
     tips = ["lower the init gain (normal with gain 1, or kaiming for relu)"]
-    if spec.model.normalization == "none":
+    if not d.normalization:
         tips.append("add batch or layer normalization")
+    if d.recurrent:
+        tips.append("clip the gradient norm (optimizer.clip_grad_norm)")
     return "; ".join(tips)
 
 
-def gradient_flow_findings(
-    spec: ExperimentSpec, probes: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def gradient_flow_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Vanishing/exploding at initialization, and a verdict that changes by the end."""
     if not probes:
         return []
@@ -67,7 +69,7 @@ def gradient_flow_findings(
         "end_to_end_ratio": first["end_to_end_ratio"],
         "gain_geomean": first["gain_geomean"],
         "gain_db": first["gain_db"],
-        "depth": spec.model.depth,
+        "depth": d.depth,
     }
     if first["verdict"] == "vanishing":
         found.append(
@@ -78,7 +80,7 @@ def gradient_flow_findings(
                 f"{first['end_to_end_ratio']:.2e} times the one at the last hidden layer: "
                 "early layers barely learn.",
                 evidence,
-                _vanishing_suggestion(spec),
+                _vanishing_suggestion(d),
             )
         )
     elif first["verdict"] == "exploding":
@@ -89,7 +91,7 @@ def gradient_flow_findings(
                 f"At initialization the gradient grows {first['end_to_end_ratio']:.2e}-fold from "
                 "the last hidden layer back to the first.",
                 evidence,
-                _exploding_suggestion(spec),
+                _exploding_suggestion(d),
             )
         )
     if last is not first and last["verdict"] != "healthy" and last["verdict"] != first["verdict"]:
@@ -100,9 +102,9 @@ def gradient_flow_findings(
                 f"By step {last['step']} gradient flow became {last['verdict']} "
                 f"(end-to-end ratio {last['end_to_end_ratio']:.2e}).",
                 {"step": last["step"], "end_to_end_ratio": last["end_to_end_ratio"]},
-                _vanishing_suggestion(spec)
+                _vanishing_suggestion(d)
                 if last["verdict"] == "vanishing"
-                else _exploding_suggestion(spec),
+                else _exploding_suggestion(d),
             )
         )
     return found
@@ -168,7 +170,9 @@ def findings(spec: ExperimentSpec, result: dict[str, Any]) -> list[dict[str, Any
     """Every finding for a result, most severe first."""
     found = [
         *divergence_findings(spec, result["summary"]),
-        *gradient_flow_findings(spec, result.get("gradient_flow", {}).get("probes", [])),
+        *gradient_flow_findings(
+            design_facts(spec), result.get("gradient_flow", {}).get("probes", [])
+        ),
         *slope_findings(spec, result.get("linearity", {}).get("probes", [])),
     ]
     order = {"critical": 0, "warning": 1, "info": 2}

@@ -12,14 +12,14 @@ from typing import Any
 
 import torch
 
-from worker.data import make_dataset
+from worker.data import Dataset, make_dataset
 from worker.diagnostics.gradient_flow import GradientFlow
 from worker.diagnostics.probes import ProbeSet, probe_steps
 from worker.diagnostics.slope import SlopeStats
 from worker.findings import findings
-from worker.model import MLP, build_model, describe_layers
-from worker.spec import DataShape, ExperimentSpec, parameter_count, total_steps
-from worker.training import TrainHooks, evaluate, loss_function, train
+from worker.model import Net, build_model
+from worker.spec import ExperimentSpec, analyze, total_steps
+from worker.training import LossFn, TrainHooks, TrainOutcome, evaluate, loss_function, train
 
 
 class DeviceUnavailable(RuntimeError):
@@ -28,10 +28,11 @@ class DeviceUnavailable(RuntimeError):
 
 @dataclass
 class RunHooks:
-    """What the caller (the Celery task) hears from a run: progress and a stop check."""
+    """What the caller (the Celery task) hears from a run, and the server's time limit."""
 
     on_progress: Callable[[dict[str, Any]], None] = lambda _p: None
     should_stop: Callable[[], bool] = lambda: False
+    time_limit_s: float | None = None  # the server's limit; the spec may ask for less
 
 
 def resolve_device(request: str) -> torch.device:
@@ -51,18 +52,28 @@ def spec_hash(spec: ExperimentSpec) -> str:
 
 
 def build_probes(
-    spec: ExperimentSpec, model: MLP, x: torch.Tensor, y: torch.Tensor, task: str
-) -> ProbeSet:
+    spec: ExperimentSpec, model: Net, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn
+) -> ProbeSet | None:
+    """The probe diagnostics the spec's preset and switches turn on (None: no probes)."""
     d = spec.diagnostics
+    groups = d.enabled_groups()
+    diagnostics: list[Any] = []
+    if "gradient_flow" in groups:
+        diagnostics.append(
+            GradientFlow(vanishing_below=d.vanishing_ratio, exploding_above=d.exploding_ratio)
+        )
+    if "activations" in groups:
+        diagnostics.append(
+            SlopeStats([obs.activation for obs in model.observed_activations], d.slope_threshold)
+        )
+    if not diagnostics:
+        return None
     return ProbeSet(
-        diagnostics=[
-            GradientFlow(vanishing_below=d.vanishing_ratio, exploding_above=d.exploding_ratio),
-            SlopeStats(activation=model.activation, tau=d.slope_threshold),
-        ],
+        diagnostics=diagnostics,
         steps=probe_steps(total_steps(spec), d.every),
         x=x,
         y=y,
-        loss_fn=loss_function("classification" if task == "classification" else "regression"),
+        loss_fn=loss_fn,
     )
 
 
@@ -101,48 +112,62 @@ def run_experiment(spec: ExperimentSpec, hooks: RunHooks | None = None) -> dict[
     device = resolve_device(spec.training.device)
     seed = spec.training.seed
     torch.manual_seed(seed)
+    analysis = analyze(spec)
     data = make_dataset(spec.data, seed, device)
-    model = build_model(spec, data.shape).to(device)
+    model = build_model(spec).to(device)
+    loss_fn = loss_function(data.shape, spec.training.loss)
 
-    probes = None
-    if spec.diagnostics.enabled:
-        # A fixed probe batch from the training set, drawn with its own seeded stream.
-        g = torch.Generator().manual_seed(seed + 1)
-        n = data.x_train.shape[0]
-        idx = torch.randperm(n, generator=g)[: spec.diagnostics.probe_batch_size].to(device)
-        probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], data.task)
+    # A fixed probe batch from the training set, drawn with its own seeded stream.
+    g = torch.Generator().manual_seed(seed + 1)
+    n = data.x_train.shape[0]
+    idx = torch.randperm(n, generator=g)[: spec.diagnostics.probe_batch_size].to(device)
+    probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], loss_fn)
 
-    run = train(spec, model, data, probes, TrainHooks(hooks.on_progress, hooks.should_stop))
+    limits = [t for t in (spec.training.time_limit_s, hooks.time_limit_s) if t is not None]
+    deadline = time.monotonic() + min(limits) if limits else None
+    run = train(
+        spec, model, data, probes, TrainHooks(hooks.on_progress, hooks.should_stop, deadline)
+    )
     result: dict[str, Any] = {
-        "summary": _summary(spec, model, data.shape, run, data, time.perf_counter() - started),
+        "summary": summarize(spec, model, run, data, loss_fn, time.perf_counter() - started),
         "curves": asdict(run.curves),
         "model": {
-            "family": spec.model.model_dump(),
-            "layers": describe_layers(spec, data.shape),
-            "parameters": parameter_count(spec),
+            "spec": spec.model.model_dump(),
+            "layers": [layer.model_dump() for layer in analysis.layers],
+            "head": analysis.head.model_dump(),
+            "shapes": analysis.layer_shapes,
+            "parameters": analysis.parameters,
+            "flops_per_example": analysis.flops_per_example,
         },
         "environment": environment(spec, device),
     }
-    if probes is not None:
-        layer_names = [f"block{i + 1}" for i in range(spec.model.depth)]
+    results = probes.results if probes is not None else {}
+    if "gradient_flow" in results:
         result["gradient_flow"] = {
-            "layers": layer_names,
-            "linear_layers": [name for name, _ in model.linear_layers()],
-            "probe_steps": [p["step"] for p in probes.results.get("gradient_flow", [])],
-            "probes": probes.results.get("gradient_flow", []),
+            "layers": model.probe_names(),
+            "weight_layers": [name for name, _ in model.weight_layers()],
+            "probe_steps": [p["step"] for p in results["gradient_flow"]],
+            "probes": results["gradient_flow"],
         }
+    if "activations" in results:
         result["linearity"] = {
             "slope_threshold": spec.diagnostics.slope_threshold,
-            "probes": probes.results.get("linearity", []),
+            "probes": results["activations"],
         }
     result["findings"] = findings(spec, result)
     safe: dict[str, Any] = json_safe(result)
     return safe
 
 
-def _summary(
-    spec: ExperimentSpec, model: MLP, shape: DataShape, run: Any, data: Any, wall_time_s: float
+def summarize(
+    spec: ExperimentSpec,
+    model: Net,
+    run: TrainOutcome,
+    data: Dataset,
+    loss_fn: LossFn,
+    wall_time_s: float,
 ) -> dict[str, Any]:
+    shape = data.shape
     summary: dict[str, Any] = {
         "outcome": run.outcome,
         "steps": run.steps_done,
@@ -155,21 +180,18 @@ def _summary(
         "train_time_s": run.train_time_s,
         "samples_per_s": run.steps_done * run.batch_size / max(run.train_time_s, 1e-9),
         "device": str(data.x_train.device),
+        "final_train_loss": None,
+        "final_val_loss": None,
+        "final_train_accuracy": None,
+        "final_val_accuracy": None,
     }
     if run.outcome != "diverged":
-        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, shape.task)
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, shape.task)
+        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, loss_fn)
+        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, loss_fn)
         summary.update(
             final_train_loss=tr_loss,
             final_val_loss=val_loss,
             final_train_accuracy=tr_acc,
             final_val_accuracy=val_acc,
-        )
-    else:
-        summary.update(
-            final_train_loss=None,
-            final_val_loss=None,
-            final_train_accuracy=None,
-            final_val_accuracy=None,
         )
     return summary

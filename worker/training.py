@@ -19,10 +19,10 @@ from torch import Tensor
 
 from worker.data import Dataset
 from worker.diagnostics.probes import ProbeSet
-from worker.model import MLP
-from worker.spec import ExperimentSpec, TaskType, total_steps
+from worker.model import Net
+from worker.spec import DataShape, ExperimentSpec, lr_factor, total_steps
 
-Outcome = Literal["completed", "diverged", "stopped"]
+Outcome = Literal["completed", "diverged", "stopped", "timed_out"]
 EVAL_MAX_POINTS = 20  # evaluations of train/validation loss per run, at most (plus step 0)
 EVAL_MAX_EXAMPLES = 1024  # examples per split and evaluation, at most
 EVAL_BUDGET = 0.05  # evaluations cost at most this share of training compute
@@ -34,6 +34,7 @@ class TrainHooks:
 
     on_progress: Callable[[dict[str, Any]], None] = lambda _p: None
     should_stop: Callable[[], bool] = lambda: False
+    deadline: float | None = None  # time.monotonic() after which the run stops: timed_out
 
 
 @dataclass
@@ -59,9 +60,30 @@ class TrainOutcome:
     batch_size: int
 
 
-def loss_function(task: TaskType) -> Callable[[Tensor, Tensor], Tensor]:
-    """Cross-entropy for classification, mean squared error for regression."""
-    return F.cross_entropy if task == "classification" else F.mse_loss
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def loss_function(shape: DataShape, choice: str = "auto") -> LossFn:
+    """The training loss: cross-entropy for classification, MSE for regression (``auto``).
+
+    Per-step tasks average over every step. MSE on a classification task regresses one-hot
+    targets.
+    """
+    use_ce = choice == "cross_entropy" or (choice == "auto" and shape.task == "classification")
+    classes = shape.output_dim
+
+    def loss(out: Tensor, y: Tensor) -> Tensor:
+        out = out.reshape(-1, out.shape[-1])
+        if use_ce:
+            return F.cross_entropy(out, y.reshape(-1))
+        target = (
+            F.one_hot(y.reshape(-1), classes).to(out.dtype)
+            if y.dtype == torch.long
+            else (y.reshape(out.shape))
+        )
+        return F.mse_loss(out, target)
+
+    return loss
 
 
 def eval_interval(steps: int, batch: int, examples_per_eval: int) -> int:
@@ -76,21 +98,26 @@ def eval_interval(steps: int, batch: int, examples_per_eval: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: MLP, x: Tensor, y: Tensor, task: TaskType) -> tuple[float, float | None]:
-    """Loss and accuracy (classification only) in eval mode; a host sync, so only at eval points."""
+def evaluate(model: Net, x: Tensor, y: Tensor, loss_fn: LossFn) -> tuple[float, float | None]:
+    """Loss and accuracy (classification: class ids in ``y``) in eval mode.
+
+    A host sync, so only at evaluation points.
+    """
     was_training = model.training
     model.eval()
     try:
         x, y = x[:EVAL_MAX_EXAMPLES], y[:EVAL_MAX_EXAMPLES]
         out = model(x)
-        loss = float(loss_function(task)(out, y))
-        acc = float((out.argmax(dim=1) == y).float().mean()) if task == "classification" else None
+        loss = float(loss_fn(out, y))
+        acc = None
+        if y.dtype == torch.long:
+            acc = float((out.argmax(dim=-1) == y).float().mean())
         return loss, acc
     finally:
         model.train(was_training)
 
 
-def make_optimizer(spec: ExperimentSpec, model: MLP) -> torch.optim.SGD:
+def make_optimizer(spec: ExperimentSpec, model: Net) -> torch.optim.SGD:
     o = spec.optimizer
     return torch.optim.SGD(
         model.parameters(),
@@ -103,7 +130,7 @@ def make_optimizer(spec: ExperimentSpec, model: MLP) -> torch.optim.SGD:
 
 def train(
     spec: ExperimentSpec,
-    model: MLP,
+    model: Net,
     data: Dataset,
     probes: ProbeSet | None = None,
     hooks: TrainHooks | None = None,
@@ -111,15 +138,18 @@ def train(
     """Train ``model`` as the spec says; run ``probes`` when due; stop early on divergence."""
     hooks = hooks or TrainHooks()
     device = data.x_train.device
-    task = data.task
-    loss_fn = loss_function(task)
+    loss_fn = loss_function(data.shape, spec.training.loss)
     optimizer = make_optimizer(spec, model)
+    schedule, base_lr = spec.optimizer.schedule, spec.optimizer.lr
+    constant_lr = schedule.kind == "constant" and schedule.warmup_steps == 0
+    clip = spec.optimizer.clip_grad_norm
     n_train = data.x_train.shape[0]
     batch = min(spec.training.batch_size, n_train)
     steps = total_steps(spec)
     log_every = max(1, math.ceil(steps / spec.diagnostics.curve_points))
-    eval_every = eval_interval(steps, batch, min(n_train, EVAL_MAX_EXAMPLES) + min(
-        data.x_val.shape[0], EVAL_MAX_EXAMPLES))
+    eval_every = eval_interval(
+        steps, batch, min(n_train, EVAL_MAX_EXAMPLES) + min(data.x_val.shape[0], EVAL_MAX_EXAMPLES)
+    )
     shuffle = torch.Generator(device=device).manual_seed(spec.training.seed)
     window = torch.empty(log_every + 1, device=device)  # per-step losses since the last log
     filled = 0
@@ -131,8 +161,8 @@ def train(
     done = 0
 
     def record_eval(step: int) -> None:
-        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, task)
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, task)
+        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, loss_fn)
+        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, loss_fn)
         curves.eval_step.append(step)
         curves.train_eval_loss.append(tr_loss)
         curves.val_loss.append(val_loss)
@@ -151,9 +181,14 @@ def train(
             pos = 0
         idx = perm[pos : pos + batch]
         pos += batch
+        if not constant_lr:  # a host-side float: no sync
+            for group in optimizer.param_groups:
+                group["lr"] = base_lr * lr_factor(schedule, done, steps)
         loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
+        if clip is not None:  # clamps on the device; no sync
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         window[filled] = loss.detach()
         filled += 1
@@ -181,6 +216,9 @@ def train(
             )
             if hooks.should_stop():
                 outcome = "stopped"
+                break
+            if hooks.deadline is not None and time.monotonic() > hooks.deadline:
+                outcome = "timed_out"
                 break
         if probe_due and probes is not None:
             probes.run(model, done)

@@ -11,9 +11,22 @@ import torch.nn.functional as F
 from worker.diagnostics.capture import capture
 from worker.diagnostics.gradient_flow import GradientFlow, verdict
 from worker.model import build_model
-from worker.spec import DataShape
+from worker.modules import Residual
 
-SHAPE = DataShape(input_dim=5, output_dim=3, task="classification", n_train=64, n_val=8)
+
+def mlp_blocks(model):
+    """(weight, bias, residual) per hidden block of an mlp-family Net."""
+    blocks, layers = [], list(model.layers)
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, Residual):
+            blocks.append((layer.body[0].weight, layer.body[0].bias, True))
+            i += 1
+        else:
+            blocks.append((layer.weight, layer.bias, False))
+            i += 2  # linear, activation
+    return blocks
 
 
 def manual_block_grads(model, x, y, activation: str) -> list[torch.Tensor]:
@@ -24,23 +37,23 @@ def manual_block_grads(model, x, y, activation: str) -> list[torch.Tensor]:
         "tanh": lambda z: 1 - torch.tanh(z) ** 2,
         "sigmoid": lambda z: torch.sigmoid(z) * (1 - torch.sigmoid(z)),
     }[activation]
+    blocks = mlp_blocks(model)
     hs, zs = [x.double()], []
-    for block in model.blocks:
-        w, b = block.linear.weight.double(), block.linear.bias.double()
-        z = hs[-1] @ w.T + b
+    for w, b, residual in blocks:
+        z = hs[-1] @ w.double().T + b.double()
         a = phi(z)
         zs.append(z)
-        hs.append(hs[-1] + a if block.residual else a)
+        hs.append(hs[-1] + a if residual else a)
     logits = hs[-1] @ model.head.weight.double().T + model.head.bias.double()
     p = torch.softmax(logits, dim=1)
     # d(mean cross-entropy)/d logits = (softmax - onehot) / batch
     delta = (p - F.one_hot(y, logits.shape[1]).double()) / x.shape[0]
     g = delta @ model.head.weight.double()  # dL/dh_L
     grads = [g]
-    for i in range(len(model.blocks) - 1, 0, -1):
-        block = model.blocks[i]
-        back = (g * dphi(zs[i])) @ block.linear.weight.double()
-        g = g + back if block.residual else back
+    for i in range(len(blocks) - 1, 0, -1):
+        w, _, residual = blocks[i]
+        back = (g * dphi(zs[i])) @ w.double()
+        g = g + back if residual else back
         grads.append(g)
     return grads[::-1]
 
@@ -56,8 +69,9 @@ def test_activation_grad_rms_matches_explicit_chain_rule(spec_factory, activatio
     spec = spec_factory(
         model={"depth": 4, "width": 7, "activation": activation, "residual": residual},
         init={"scheme": "normal", "gain": 1.3, "bias_std": 0.1},
+        data={"kind": "teacher", "input_dim": 5, "output_dim": 3},
     )
-    model = build_model(spec, SHAPE).double()
+    model = build_model(spec).double()
     x = torch.randn(11, 5, dtype=torch.float64)
     y = torch.randint(0, 3, (11,))
     cap = capture(model, F.cross_entropy, x, y, step=0)
@@ -79,14 +93,12 @@ def test_weight_norms_match_finite_differences(spec_factory):
     spec = spec_factory(
         model={"depth": 2, "width": 3, "activation": "tanh"}, init={"scheme": "normal", "gain": 1.0}
     )
-    shape = DataShape(input_dim=2, output_dim=2, task="classification", n_train=8, n_val=8)
-    model = build_model(spec, shape).double()
+    model = build_model(spec).double()
     x = torch.randn(6, 2, dtype=torch.float64)
     y = torch.randint(0, 2, (6,))
     result = GradientFlow().compute(capture(model, F.cross_entropy, x, y, step=0))
     eps = 1e-6
-    for k, (_, layer) in enumerate(model.linear_layers()):
-        w = layer.weight
+    for k, (_, w) in enumerate(model.weight_layers()):
         fd = torch.zeros_like(w)
         with torch.no_grad():
             for idx in torch.cartesian_prod(*(torch.arange(s) for s in w.shape)):
@@ -109,9 +121,12 @@ def test_weight_norms_match_finite_differences(spec_factory):
 def _deep_probe(spec_factory, activation, scheme, gain, depth=10, width=512, n=512):
     torch.manual_seed(0)
     init = {"scheme": scheme} if gain is None else {"scheme": scheme, "gain": gain}
-    spec = spec_factory(model={"depth": depth, "width": width, "activation": activation}, init=init)
-    shape = DataShape(input_dim=width, output_dim=10, task="classification", n_train=n, n_val=8)
-    model = build_model(spec, shape)
+    spec = spec_factory(
+        model={"depth": depth, "width": width, "activation": activation},
+        init=init,
+        data={"kind": "teacher", "input_dim": width, "output_dim": 10},
+    )
+    model = build_model(spec)
     x = torch.randn(n, width)
     y = torch.randint(0, 10, (n,))
     return GradientFlow().compute(capture(model, F.cross_entropy, x, y, step=0))

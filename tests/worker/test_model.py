@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from worker.model import build_model, describe_layers
-from worker.spec import data_shape, parameter_count
+from worker.model import build_model
+from worker.spec import analyze, parameter_count
 
 
 @pytest.mark.parametrize("normalization", ["none", "batch", "layer"])
@@ -18,7 +18,7 @@ from worker.spec import data_shape, parameter_count
 )
 def test_parameter_count_matches_built_model(spec_factory, normalization, data):
     spec = spec_factory(model={"depth": 4, "width": 10, "normalization": normalization}, data=data)
-    model = build_model(spec, data_shape(spec.data))
+    model = build_model(spec)
     assert parameter_count(spec) == sum(p.numel() for p in model.parameters())
 
 
@@ -41,11 +41,11 @@ def test_init_weight_std(spec_factory, scheme, gain, activation, expected_std):
         init=init,
         data={"kind": "teacher", "input_dim": 300, "output_dim": 4},
     )
-    model = build_model(spec, data_shape(spec.data))
-    w = model.blocks[1].linear.weight.detach()
+    model = build_model(spec)
+    w = model.layers[2].weight.detach()
     assert float(w.std()) == pytest.approx(expected_std(400, 400), rel=0.02)
     if scheme != "default":
-        assert float(model.blocks[1].linear.bias.detach().abs().max()) == 0.0
+        assert float(model.layers[2].bias.detach().abs().max()) == 0.0
 
 
 def test_bias_std(spec_factory):
@@ -53,26 +53,23 @@ def test_bias_std(spec_factory):
     spec = spec_factory(
         model={"depth": 2, "width": 2000}, init={"scheme": "normal", "bias_std": 0.3}
     )
-    model = build_model(spec, data_shape(spec.data))
-    assert float(model.blocks[1].linear.bias.detach().std()) == pytest.approx(0.3, rel=0.05)
+    model = build_model(spec)
+    assert float(model.layers[2].bias.detach().std()) == pytest.approx(0.3, rel=0.05)
 
 
 def test_residual_skips_all_but_the_first_block(spec_factory):
     spec = spec_factory(model={"depth": 3, "width": 8, "residual": True, "normalization": "layer"})
-    model = build_model(spec, data_shape(spec.data))
-    assert [b.residual for b in model.blocks] == [False, True, True]
-    layers = describe_layers(spec, data_shape(spec.data))
-    assert [entry["type"] for entry in layers] == [
+    layers = analyze(spec).layers
+    assert [entry.type for entry in layers] == [
         "linear",
         "layer_norm",
         "activation",
         "residual",
         "residual",
-        "linear",
     ]
+    model = build_model(spec)
     x = torch.randn(5, 2)
-    h1 = model.blocks[0](x)
-    assert torch.allclose(
-        model.blocks[1](h1),
-        h1 + model.blocks[1].act(model.blocks[1].norm(model.blocks[1].linear(h1))),
-    )
+    h1 = model.layers[2](model.layers[1](model.layers[0](x)))
+    res = model.layers[3]
+    assert torch.allclose(res(h1), h1 + res.body(h1))
+    assert isinstance(res.projection, torch.nn.Identity)

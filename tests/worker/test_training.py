@@ -19,7 +19,7 @@ def plain_loop_losses(spec, steps):
     cpu = torch.device("cpu")
     torch.manual_seed(spec.training.seed)
     data = make_dataset(spec.data, spec.training.seed, cpu)
-    model = build_model(spec, data.shape)
+    model = build_model(spec)
     o = spec.optimizer
     opt = torch.optim.SGD(
         model.parameters(),
@@ -52,7 +52,7 @@ def test_loop_matches_plain_pytorch_loop(spec_factory):
     )
     torch.manual_seed(4)
     data = make_dataset(spec.data, 4, torch.device("cpu"))
-    model = build_model(spec, data.shape)
+    model = build_model(spec)
     run = train(spec, model, data)
     reference, ref_model = plain_loop_losses(spec, 23)
     # one curve point per step (curve_points > steps), crossing an epoch boundary at step 5
@@ -71,7 +71,7 @@ def test_probes_do_not_change_training(spec_factory, normalization):
         "diagnostics": {"every": 3},
     }
     on = run_experiment(spec_factory(**kw))
-    off = run_experiment(spec_factory(**{**kw, "diagnostics": {"enabled": False}}))
+    off = run_experiment(spec_factory(**{**kw, "diagnostics": {"preset": "off"}}))
     assert on["curves"]["train_loss"] == off["curves"]["train_loss"]
     assert on["curves"]["val_loss"] == off["curves"]["val_loss"]
     assert len(on["gradient_flow"]["probes"]) == 11  # steps 0, 3, ..., 30

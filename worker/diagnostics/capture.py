@@ -1,82 +1,137 @@
 """One instrumented forward/backward pass on the fixed probe batch.
 
 Every probe diagnostic reads the same capture, so a probe step costs one extra forward and
-backward however many diagnostics are on. Hooks exist only inside :func:`capture`.
+backward however many diagnostics are on. Hooks exist only inside :func:`capture`; during it
+dropout is off, batch-norm running statistics are frozen and recurrent layers run unrolled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from worker.model import MLP
+from worker.model import Net
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
+class RecurrentCapture:
+    """Through-time view of one recurrent layer: dL/dh_t for t = 1..T, and its gates."""
+
+    name: str
+    kind: str
+    nonlinearity: Literal["tanh", "relu"]
+    state_grads: list[Tensor]
+    forget_gates: list[Tensor]
+    preactivations: list[Tensor]
+
+
+@dataclass(frozen=True)
 class ProbeCapture:
-    """What one probe pass saw, per hidden block (input to output) and per linear layer."""
+    """What one probe pass saw: block outputs' gradients, pre-activations, weights."""
 
     step: int
     loss: float
+    block_names: list[str]
     block_output_grads: list[Tensor]  # dL/dh_l on the probe batch, l = 1..L
-    preactivations: list[Tensor]  # z_l, the activation's input in block l
-    layer_names: list[str]  # linear layers, input to output (hidden blocks, then the head)
+    activation_names: list[str]
+    preactivations: list[Tensor]  # z of every activation layer, input to output
+    layer_names: list[str]  # weight layers, input to output
     weights: list[Tensor]
     weight_grads: list[Tensor]
+    recurrent: list[RecurrentCapture] = field(default_factory=list)
 
 
 @contextmanager
-def frozen_batchnorm_stats(model: nn.Module) -> Iterator[None]:
-    """Keep batch-norm running statistics untouched while a probe runs in train mode.
+def probe_mode(model: nn.Module) -> Iterator[None]:
+    """Deterministic, side-effect-free forward passes for probes.
 
-    With momentum 0 the running-average update is ``r <- r``, so the probe sees the same
-    batch statistics training would, and training later sees the same running stats.
+    Batch norm stays in train mode (the probe sees batch statistics, as training does) with
+    momentum 0, so its running-average update is ``r <- r``; dropout is switched off.
     """
-    saved: list[tuple[nn.modules.batchnorm._BatchNorm, Any]] = []
+    saved: list[tuple[nn.Module, Any, bool]] = []
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            saved.append((module, module.momentum))
+            saved.append((module, module.momentum, module.training))
             module.momentum = 0.0
+        elif isinstance(module, nn.Dropout):
+            saved.append((module, None, module.training))
+            module.eval()
     try:
         yield
     finally:
-        for module, momentum in saved:
-            module.momentum = momentum
+        for module, momentum, training in saved:
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = momentum
+            module.train(training)
 
 
-def capture(model: MLP, loss_fn: LossFn, x: Tensor, y: Tensor, step: int) -> ProbeCapture:
+@contextmanager
+def unrolled_recurrence(model: Net) -> Iterator[None]:
+    layers = [m for _, m in model.recurrent_layers()]
+    for m in layers:
+        m.unrolled = True
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.unrolled = False
+
+
+def capture(model: Net, loss_fn: LossFn, x: Tensor, y: Tensor, step: int) -> ProbeCapture:
     """Run the probe batch through ``model`` and collect activations and gradients."""
     outputs: list[Tensor] = []
     preacts: list[Tensor] = []
-    handles = []
-    for block in model.hidden_blocks():
-        handles.append(block.register_forward_hook(lambda _m, _i, out: outputs.append(out)))
-        handles.append(
-            block.act.register_forward_hook(lambda _m, inp, _o: preacts.append(inp[0].detach()))
-        )
-    named = model.linear_layers()
-    weights = [layer.weight for _, layer in named]
+    handles = [
+        m.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+        for m in model.probe_modules()
+    ] + [
+        obs.module.register_forward_hook(lambda _m, inp, _o: preacts.append(inp[0].detach()))
+        for obs in model.observed_activations
+    ]
+    named = model.weight_layers()
+    weights = [w for _, w in named]
+    recurrent = model.recurrent_layers()
     try:
-        with frozen_batchnorm_stats(model):
+        with probe_mode(model), unrolled_recurrence(model):
             loss = loss_fn(model(x), y)
     finally:
         for handle in handles:
             handle.remove()
-    grads = torch.autograd.grad(loss, [*outputs, *weights])
-    n = len(outputs)
+    states = [h for _, m in recurrent for h in m.states]
+    grads = torch.autograd.grad(loss, [*outputs, *states, *weights])
+    n_out, n_states = len(outputs), len(states)
+    state_grads = [g.detach() for g in grads[n_out : n_out + n_states]]
+    rec_caps, pos = [], 0
+    for name, m in recurrent:
+        steps = len(m.states)
+        rec_caps.append(
+            RecurrentCapture(
+                name,
+                m.kind,
+                m.nonlinearity,
+                state_grads[pos : pos + steps],
+                m.forget_gates,
+                m.preactivations,
+            )
+        )
+        pos += steps
+        m.states = []  # release the graph
     return ProbeCapture(
         step=step,
         loss=float(loss.detach()),
-        block_output_grads=[g.detach() for g in grads[:n]],
+        block_names=model.probe_names(),
+        block_output_grads=[g.detach() for g in grads[:n_out]],
+        activation_names=[obs.name for obs in model.observed_activations],
         preactivations=preacts,
         layer_names=[name for name, _ in named],
         weights=[w.detach() for w in weights],
-        weight_grads=[g.detach() for g in grads[n:]],
+        weight_grads=[g.detach() for g in grads[n_out + n_states :]],
+        recurrent=rec_caps,
     )

@@ -49,6 +49,8 @@ class GradientFlow:
 
     def compute(self, cap: ProbeCapture) -> dict[str, Any]:
         grad_rms = [rms(g) for g in cap.block_output_grads]
+        if not grad_rms:  # no nonlinear stage to observe (a purely linear body)
+            grad_rms = [math.nan]
         gains = [_safe_ratio(a, b) for a, b in zip(grad_rms[:-1], grad_rms[1:], strict=True)]
         positive = [g for g in gains if g > 0 and math.isfinite(g)]
         if gains and len(positive) == len(gains):
@@ -56,13 +58,13 @@ class GradientFlow:
             gain_db: float | None = 20.0 * math.log10(geomean)
         else:
             geomean, gain_db = (1.0, 0.0) if not gains else (math.nan, None)
-        end_to_end = _safe_ratio(grad_rms[0], grad_rms[-1])
+        end_to_end = _safe_ratio(grad_rms[0], grad_rms[-1]) if len(grad_rms) > 1 else 1.0
         weight_norms = [float(w.double().norm()) for w in cap.weights]
         weight_grad_norms = [float(g.double().norm()) for g in cap.weight_grads]
         return {
             "step": cap.step,
             "loss": cap.loss,
-            "activation_grad_rms": grad_rms,
+            "activation_grad_rms": [r for r in grad_rms if not math.isnan(r)],
             "gains": gains,
             "gain_geomean": geomean,
             "gain_db": gain_db,

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from worker.diagnostics.capture import LossFn, ProbeCapture, capture
-from worker.model import MLP
+from worker.model import Net
 
 DEFAULT_PROBES_PER_RUN = 8
 
@@ -53,7 +53,7 @@ class ProbeSet:
     def __post_init__(self) -> None:
         self._step_set = frozenset(self.steps)
 
-    def run(self, model: MLP, step: int) -> None:
+    def run(self, model: Net, step: int) -> None:
         """One capture on the probe batch, then every diagnostic on it."""
         cap = capture(model, self.loss_fn, self.x, self.y, step)
         with torch.no_grad():
