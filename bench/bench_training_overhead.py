@@ -72,9 +72,7 @@ def time_ours(spec: ExperimentSpec, device: torch.device) -> float:
     torch.manual_seed(0)
     data = make_dataset(spec.data, 0, device)
     model = build_model(spec).to(device)
-    idx = torch.randperm(data.x_train.shape[0])[: spec.diagnostics.probe_batch_size].to(device)
-    loss_fn = loss_function(data.shape)
-    probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], loss_fn)
+    probes = build_probes(spec, model, data, loss_function(data.shape))
     _sync(device)
     return train(spec, model, data, probes).train_time_s
 

@@ -76,9 +76,7 @@ class Net(nn.Module):
 
     def recurrent_layers(self) -> list[tuple[str, Recurrent]]:
         return [
-            (self.layer_names[i], m)
-            for i, m in enumerate(self.layers)
-            if isinstance(m, Recurrent)
+            (self.layer_names[i], m) for i, m in enumerate(self.layers) if isinstance(m, Recurrent)
         ]
 
     def weight_layers(self) -> list[tuple[str, Tensor]]:

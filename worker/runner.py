@@ -13,9 +13,19 @@ from typing import Any
 import torch
 
 from worker.data import Dataset, make_dataset
+from worker.diagnostics.base import Diagnostic
 from worker.diagnostics.gradient_flow import GradientFlow
+from worker.diagnostics.interpolation import Interpolation
+from worker.diagnostics.linearization_gap import LinearizationGap
+from worker.diagnostics.local_linearity import LocalLinearity
+from worker.diagnostics.mean_field import MeanField
+from worker.diagnostics.noise_scale import NoiseScale
 from worker.diagnostics.probes import ProbeSet, probe_steps
+from worker.diagnostics.recurrent import ThroughTime
+from worker.diagnostics.sharpness import Sharpness
 from worker.diagnostics.slope import SlopeStats
+from worker.diagnostics.trajectory import Trajectory
+from worker.diagnostics.update_ratio import UpdateRatio
 from worker.findings import findings
 from worker.model import Net, build_model
 from worker.spec import ExperimentSpec, analyze, total_steps
@@ -52,29 +62,115 @@ def spec_hash(spec: ExperimentSpec) -> str:
 
 
 def build_probes(
-    spec: ExperimentSpec, model: Net, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn
+    spec: ExperimentSpec, model: Net, data: Dataset, loss_fn: LossFn
 ) -> ProbeSet | None:
     """The probe diagnostics the spec's preset and switches turn on (None: no probes)."""
     d = spec.diagnostics
     groups = d.enabled_groups()
-    diagnostics: list[Any] = []
+    seed = spec.training.seed
+    diagnostics: list[Diagnostic] = []
     if "gradient_flow" in groups:
-        diagnostics.append(
-            GradientFlow(vanishing_below=d.vanishing_ratio, exploding_above=d.exploding_ratio)
-        )
+        diagnostics.append(GradientFlow(d.vanishing_ratio, d.exploding_ratio))
+    if "update_ratio" in groups:
+        diagnostics.append(UpdateRatio())
+    if "mean_field" in groups:
+        diagnostics.append(MeanField(spec))
+    if "recurrent" in groups and model.recurrent_layers():
+        diagnostics.append(ThroughTime(d.exploding_ratio))
     if "activations" in groups:
         diagnostics.append(
             SlopeStats([obs.activation for obs in model.observed_activations], d.slope_threshold)
         )
+    if "local_linearity" in groups:
+        diagnostics.append(LocalLinearity(d.linearity_scales, seed + 2))
+    if "alignment" in groups or "trajectory" in groups:
+        diagnostics.append(
+            Trajectory(
+                d.projection_threshold,
+                d.projection_dim,
+                seed + 3,
+                alignment="alignment" in groups,
+                path="trajectory" in groups,
+            )
+        )
+    if "interpolation" in groups:
+        diagnostics.append(Interpolation(d.interpolation_points))
+    if "linearization_gap" in groups:
+        diagnostics.append(LinearizationGap())
+    if "sharpness" in groups:
+        diagnostics.append(Sharpness(d.sharpness_iterations, seed + 4))
+    if "noise_scale" in groups:
+        diagnostics.append(NoiseScale())
     if not diagnostics:
         return None
+    # A fixed probe batch from the training set, drawn with its own seeded stream.
+    g = torch.Generator().manual_seed(seed + 1)
+    idx = torch.randperm(data.x_train.shape[0], generator=g)[: d.probe_batch_size]
+    idx = idx.to(data.x_train.device)
     return ProbeSet(
         diagnostics=diagnostics,
         steps=probe_steps(total_steps(spec), d.every),
-        x=x,
-        y=y,
+        x=data.x_train[idx],
+        y=data.y_train[idx],
         loss_fn=loss_fn,
+        train_x=data.x_train,
+        total_steps=total_steps(spec),
+        lr=spec.optimizer.lr,
+        momentum=spec.optimizer.momentum,
     )
+
+
+def assemble_diagnostics(spec: ExperimentSpec, model: Net, probes: ProbeSet) -> dict[str, Any]:
+    """Group the diagnostics' records and summaries into the result's sections."""
+    r = probes.results()
+    out: dict[str, Any] = {}
+    if "gradient_flow" in r:
+        records = r["gradient_flow"]["probes"]
+        updates = {
+            u["step"]: u["update_to_weight"] for u in r.get("update_ratio", {}).get("probes", [])
+        }
+        recurrent = {rec["step"]: rec["layers"] for rec in r.get("recurrent", {}).get("probes", [])}
+        for record in records:
+            record["update_to_weight"] = updates.get(record["step"])
+            # sequence models: the verdict also weighs the gradient through time
+            verdicts = [
+                record["verdict"],
+                *(x["verdict"] for x in recurrent.get(record["step"], [])),
+            ]
+            record["verdict"] = next(
+                (v for v in ("exploding", "vanishing") if v in verdicts), "healthy"
+            )
+        out["gradient_flow"] = {
+            "layers": model.probe_names(),
+            "weight_layers": [name for name, _ in model.weight_layers()],
+            "probe_steps": [p["step"] for p in records],
+            "probes": records,
+            "mean_field": r.get("mean_field", {}).get("summary"),
+            "recurrent": r.get("recurrent", {}).get("probes"),
+        }
+    linearity: dict[str, Any] = {}
+    if "activations" in r:
+        linearity.update(
+            slope_threshold=spec.diagnostics.slope_threshold, probes=r["activations"]["probes"]
+        )
+    if "local_linearity" in r:
+        linearity["local_linearity"] = {
+            "probes": r["local_linearity"]["probes"],
+            **(r["local_linearity"]["summary"] or {}),
+        }
+    if "interpolation" in r:
+        linearity["interpolation"] = r["interpolation"]["summary"]
+    if "linearization_gap" in r:
+        linearity["linearization_gap"] = r["linearization_gap"]["summary"]
+    if linearity:
+        out["linearity"] = linearity
+    if "trajectory" in r:
+        out["trajectory"] = r["trajectory"]["summary"]
+    if "sharpness" in r:
+        out["curvature"] = {"probes": r["sharpness"]["probes"]}
+    if "noise_scale" in r:
+        out["noise"] = {"probes": r["noise_scale"]["probes"], **(r["noise_scale"]["summary"] or {})}
+    return out
 
 
 def json_safe(value: Any) -> Any:
@@ -117,11 +213,7 @@ def run_experiment(spec: ExperimentSpec, hooks: RunHooks | None = None) -> dict[
     model = build_model(spec).to(device)
     loss_fn = loss_function(data.shape, spec.training.loss)
 
-    # A fixed probe batch from the training set, drawn with its own seeded stream.
-    g = torch.Generator().manual_seed(seed + 1)
-    n = data.x_train.shape[0]
-    idx = torch.randperm(n, generator=g)[: spec.diagnostics.probe_batch_size].to(device)
-    probes = build_probes(spec, model, data.x_train[idx], data.y_train[idx], loss_fn)
+    probes = build_probes(spec, model, data, loss_fn)
 
     limits = [t for t in (spec.training.time_limit_s, hooks.time_limit_s) if t is not None]
     deadline = time.monotonic() + min(limits) if limits else None
@@ -141,19 +233,8 @@ def run_experiment(spec: ExperimentSpec, hooks: RunHooks | None = None) -> dict[
         },
         "environment": environment(spec, device),
     }
-    results = probes.results if probes is not None else {}
-    if "gradient_flow" in results:
-        result["gradient_flow"] = {
-            "layers": model.probe_names(),
-            "weight_layers": [name for name, _ in model.weight_layers()],
-            "probe_steps": [p["step"] for p in results["gradient_flow"]],
-            "probes": results["gradient_flow"],
-        }
-    if "activations" in results:
-        result["linearity"] = {
-            "slope_threshold": spec.diagnostics.slope_threshold,
-            "probes": results["activations"],
-        }
+    if probes is not None:
+        result.update(assemble_diagnostics(spec, model, probes))
     result["findings"] = findings(spec, result)
     safe: dict[str, Any] = json_safe(result)
     return safe

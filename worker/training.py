@@ -172,8 +172,12 @@ def train(
 
     model.train()
     started = time.perf_counter()
+
+    def lr_at(step: int) -> float:
+        return base_lr if constant_lr else base_lr * lr_factor(schedule, step, steps)
+
     if probes is not None and probes.due(0):
-        probes.run(model, 0)
+        probes.run(model, 0, lr_at(0))
     record_eval(0)
     while done < steps:
         if pos + batch > n_train:
@@ -183,13 +187,15 @@ def train(
         pos += batch
         if not constant_lr:  # a host-side float: no sync
             for group in optimizer.param_groups:
-                group["lr"] = base_lr * lr_factor(schedule, done, steps)
+                group["lr"] = lr_at(done)
         loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         if clip is not None:  # clamps on the device; no sync
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
+        if probes is not None and probes.wants_update:
+            probes.after_update(model, done + 1)
         window[filled] = loss.detach()
         filled += 1
         done += 1
@@ -221,11 +227,16 @@ def train(
                 outcome = "timed_out"
                 break
         if probe_due and probes is not None:
-            probes.run(model, done)
+            probes.run(model, done, lr_at(min(done, steps - 1)))
         if done % eval_every == 0 and done < steps:
             record_eval(done)
     if outcome != "diverged":
         record_eval(done)
+        if probes is not None:
+            # Stopped early (cancel, time limit): probe where it stopped, then end analyses.
+            if probes.last_step != done:
+                probes.run(model, done, lr_at(min(done, steps - 1)))
+            probes.finish(model, done)
     return TrainOutcome(
         outcome=outcome,
         steps_done=done,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -45,31 +45,43 @@ class ProbeCapture:
     layer_names: list[str]  # weight layers, input to output
     weights: list[Tensor]
     weight_grads: list[Tensor]
+    param_grads: list[Tensor]  # every parameter's gradient, in model.parameters() order
     recurrent: list[RecurrentCapture] = field(default_factory=list)
+
+
+@contextmanager
+def dropout_off(model: nn.Module) -> Iterator[None]:
+    """Dropout layers in eval mode (deterministic probes), restored afterwards."""
+    drops = [(m, m.training) for m in model.modules() if isinstance(m, nn.Dropout)]
+    for m, _ in drops:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, training in drops:
+            m.train(training)
 
 
 @contextmanager
 def probe_mode(model: nn.Module) -> Iterator[None]:
     """Deterministic, side-effect-free forward passes for probes.
 
-    Batch norm stays in train mode (the probe sees batch statistics, as training does) with
-    momentum 0, so its running-average update is ``r <- r``; dropout is switched off.
+    Batch norm uses batch statistics, as in training, but with ``track_running_stats`` off
+    it neither reads nor writes its running buffers (no mutation, which also keeps forward-mode
+    and vmap transforms legal); dropout is switched off.
     """
-    saved: list[tuple[nn.Module, Any, bool]] = []
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            saved.append((module, module.momentum, module.training))
-            module.momentum = 0.0
-        elif isinstance(module, nn.Dropout):
-            saved.append((module, None, module.training))
-            module.eval()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.track_running_stats, m.training) for m in norms]
+    for m in norms:
+        m.track_running_stats = False
+        m.train()
     try:
-        yield
+        with dropout_off(model):
+            yield
     finally:
-        for module, momentum, training in saved:
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.momentum = momentum
-            module.train(training)
+        for m, (track, training) in zip(norms, saved, strict=True):
+            m.track_running_stats = track
+            m.train(training)
 
 
 @contextmanager
@@ -97,6 +109,8 @@ def capture(model: Net, loss_fn: LossFn, x: Tensor, y: Tensor, step: int) -> Pro
     ]
     named = model.weight_layers()
     weights = [w for _, w in named]
+    params = list(model.parameters())
+    weight_index = [next(i for i, p in enumerate(params) if p is w) for w in weights]
     recurrent = model.recurrent_layers()
     try:
         with probe_mode(model), unrolled_recurrence(model):
@@ -105,9 +119,10 @@ def capture(model: Net, loss_fn: LossFn, x: Tensor, y: Tensor, step: int) -> Pro
         for handle in handles:
             handle.remove()
     states = [h for _, m in recurrent for h in m.states]
-    grads = torch.autograd.grad(loss, [*outputs, *states, *weights])
+    grads = torch.autograd.grad(loss, [*outputs, *states, *params])
     n_out, n_states = len(outputs), len(states)
     state_grads = [g.detach() for g in grads[n_out : n_out + n_states]]
+    param_grads = [g.detach() for g in grads[n_out + n_states :]]
     rec_caps, pos = [], 0
     for name, m in recurrent:
         steps = len(m.states)
@@ -132,6 +147,7 @@ def capture(model: Net, loss_fn: LossFn, x: Tensor, y: Tensor, step: int) -> Pro
         preactivations=preacts,
         layer_names=[name for name, _ in named],
         weights=[w.detach() for w in weights],
-        weight_grads=[g.detach() for g in grads[n_out + n_states :]],
+        weight_grads=[param_grads[i] for i in weight_index],
+        param_grads=param_grads,
         recurrent=rec_caps,
     )

@@ -9,11 +9,11 @@ block multiplies the gradient on its way back toward the input; the end-to-end r
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch import Tensor
 
+from worker.diagnostics.base import Diagnostic, ProbeContext
 from worker.diagnostics.capture import ProbeCapture
 
 Verdict = Literal["vanishing", "exploding", "healthy"]
@@ -39,13 +39,20 @@ def _safe_ratio(num: float, den: float) -> float:
     return num / den
 
 
-@dataclass(frozen=True)
-class GradientFlow:
+class GradientFlow(Diagnostic):
     """Per-layer gradient RMS, gains, end-to-end ratio, and weight-gradient norms."""
 
-    vanishing_below: float = 1e-2
-    exploding_above: float = 1e2
-    name: str = "gradient_flow"
+    name = "gradient_flow"
+    needs_capture = True
+
+    def __init__(self, vanishing_below: float = 1e-2, exploding_above: float = 1e2) -> None:
+        super().__init__()
+        self.vanishing_below = vanishing_below
+        self.exploding_above = exploding_above
+
+    def at_probe(self, ctx: ProbeContext) -> None:
+        assert ctx.capture is not None
+        self.records.append(self.compute(ctx.capture))
 
     def compute(self, cap: ProbeCapture) -> dict[str, Any]:
         grad_rms = [rms(g) for g in cap.block_output_grads]

@@ -1,32 +1,25 @@
 """The probe schedule and the set of diagnostics that run on it.
 
 Probes run at step 0 (initialization), every ``every`` steps, and at the end, always on the same
-fixed probe batch so numbers are comparable across steps. Each diagnostic is a small object with
-a ``name`` and ``compute(capture) -> dict``; results are kept per diagnostic, keyed by step.
+fixed probe batch so numbers are comparable across steps. One instrumented forward/backward
+(the capture) is shared by every diagnostic that needs it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.utils import parameters_to_vector
 
-from worker.diagnostics.capture import LossFn, ProbeCapture, capture
+from worker.diagnostics.base import Diagnostic, LossFn, ProbeContext
+from worker.diagnostics.capture import capture
 from worker.model import Net
 
 DEFAULT_PROBES_PER_RUN = 8
-
-
-class Diagnostic(Protocol):
-    """A probe diagnostic: reads one capture, returns a JSON-safe dict for that step."""
-
-    @property
-    def name(self) -> str: ...
-
-    def compute(self, cap: ProbeCapture) -> dict[str, Any]: ...
 
 
 def probe_steps(total_steps: int, every: int | None) -> list[int]:
@@ -38,24 +31,70 @@ def probe_steps(total_steps: int, every: int | None) -> list[int]:
 
 @dataclass
 class ProbeSet:
-    """Diagnostics, their schedule and the fixed probe batch; collects results by step."""
+    """Diagnostics, their schedule and the fixed probe batch."""
 
     diagnostics: list[Diagnostic]
     steps: list[int]
     x: Tensor
     y: Tensor
     loss_fn: LossFn
-    results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    train_x: Tensor
+    total_steps: int
+    lr: float
+    momentum: float
+    theta0: Tensor | None = field(default=None, init=False)
+    last_step: int | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._step_set = frozenset(self.steps)
+        self._needs_capture = any(d.needs_capture for d in self.diagnostics)
+        self._needs_theta0 = any(d.needs_theta0 for d in self.diagnostics)
 
     def due(self, step: int) -> bool:
         return step in self._step_set
 
-    def __post_init__(self) -> None:
-        self._step_set = frozenset(self.steps)
+    @property
+    def wants_update(self) -> bool:
+        return any(d.wants_update for d in self.diagnostics)
 
-    def run(self, model: Net, step: int) -> None:
-        """One capture on the probe batch, then every diagnostic on it."""
-        cap = capture(model, self.loss_fn, self.x, self.y, step)
-        with torch.no_grad():
-            for diagnostic in self.diagnostics:
-                self.results.setdefault(diagnostic.name, []).append(diagnostic.compute(cap))
+    def context(self, model: Net, step: int, lr: float | None = None) -> ProbeContext:
+        return ProbeContext(
+            model=model,
+            loss_fn=self.loss_fn,
+            x=self.x,
+            y=self.y,
+            step=step,
+            total_steps=self.total_steps,
+            lr=self.lr if lr is None else lr,
+            momentum=self.momentum,
+            capture=None,
+            train_x=self.train_x,
+            theta0=self.theta0,
+        )
+
+    def run(self, model: Net, step: int, lr: float | None = None) -> None:
+        """One capture on the probe batch (if any diagnostic needs it), then each diagnostic."""
+        if step == 0 and self._needs_theta0:
+            with torch.no_grad():
+                self.theta0 = parameters_to_vector(model.parameters()).detach().cpu().clone()
+        self.last_step = step
+        ctx = self.context(model, step, lr)
+        if self._needs_capture:
+            ctx.capture = capture(model, self.loss_fn, self.x, self.y, step)
+        for diagnostic in self.diagnostics:
+            diagnostic.at_probe(ctx)
+
+    def after_update(self, model: Net, step: int) -> None:
+        for diagnostic in self.diagnostics:
+            if diagnostic.wants_update:
+                diagnostic.after_update(model, step)
+
+    def finish(self, model: Net, step: int) -> None:
+        """End-of-training analyses (interpolation, alignment, ...)."""
+        ctx = self.context(model, step)
+        for diagnostic in self.diagnostics:
+            diagnostic.at_end(ctx)
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Per diagnostic: its records by step and its end-of-run summary."""
+        return {d.name: {"probes": d.records, "summary": d.summary} for d in self.diagnostics}

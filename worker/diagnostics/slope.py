@@ -9,13 +9,13 @@ Vanilla RNN layers are included, with their tanh/relu over all time steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from worker.activations import Activation, get_activation
+from worker.diagnostics.base import Diagnostic, ProbeContext
 from worker.diagnostics.capture import ProbeCapture
 from worker.spec import ActivationLayer
 
@@ -39,13 +39,20 @@ def slope_stats(name: str, act: Activation, z: Tensor, tau: float) -> dict[str, 
     }
 
 
-@dataclass(frozen=True)
-class SlopeStats:
+class SlopeStats(Diagnostic):
     """Slope coverage, saturation, dead units and E[phi'^2] per nonlinearity."""
 
-    activations: list[Activation]
-    tau: float = 0.1
-    name: str = "activations"
+    name = "activations"
+    needs_capture = True
+
+    def __init__(self, activations: list[Activation], tau: float = 0.1) -> None:
+        super().__init__()
+        self.activations = activations
+        self.tau = tau
+
+    def at_probe(self, ctx: ProbeContext) -> None:
+        assert ctx.capture is not None
+        self.records.append(self.compute(ctx.capture))
 
     def compute(self, cap: ProbeCapture) -> dict[str, Any]:
         layers = [

@@ -15,6 +15,7 @@ from worker.spec.base import StrictModel, TaskType
 
 MAX_EXAMPLES = 1_000_000
 DIGITS_N = 1797
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class TeacherData(StrictModel):
@@ -123,10 +124,16 @@ class InlineData(StrictModel):
             raise ValueError(f"x has {len(self.x)} examples but y has {len(self.y)}")
         first = _shape_of(self.x[0])
         for i, example in enumerate(self.x):
+            if not _is_rectangular(example):
+                raise ValueError(f"x[{i}] is ragged: its nested lists differ in length")
             if _shape_of(example) != first:
                 raise ValueError(f"x[{i}] has shape {_shape_of(example)}, x[0] has {first}")
-            if not all(math.isfinite(v) for v in _flat(example)):
-                raise ValueError(f"x[{i}] has a non-finite value")
+            if not all(_finite32(v) for v in _flat(example)):
+                raise ValueError(f"x[{i}] has a non-finite value (or one beyond float32)")
+        if 0 in first:
+            raise ValueError(f"examples must not be empty, x[0] has shape {first}")
+        if not all(_finite32(v) for v in _flat(self.y)):
+            raise ValueError("y has a non-finite value (or one beyond float32)")
         expected = {"vector": 1, "sequence": 2, "image": 3}.get(self.layout)
         if expected is not None and len(first) != expected:
             raise ValueError(f"layout {self.layout!r} needs {expected}-D examples, got {first}")
@@ -137,9 +144,11 @@ class InlineData(StrictModel):
             if len({str(v) for v in self.y}) < 2:
                 raise ValueError("classification needs at least two classes in y")
         else:
-            widths = {len(v) if isinstance(v, list) else 0 for v in self.y}
+            widths = {len(v) if isinstance(v, list) else None for v in self.y}
             if len(widths) != 1:
                 raise ValueError("regression targets must all have the same length")
+            if 0 in widths:
+                raise ValueError("regression targets must not be empty lists")
         n_val = self.n_val()
         if n_val < 1 or len(self.x) - n_val < 2:
             raise ValueError("too few examples for a train/validation split")
@@ -158,6 +167,19 @@ def _shape_of(value: object) -> tuple[int, ...]:
     if isinstance(value, list):
         return (len(value), *(_shape_of(value[0]) if value else ()))
     return ()
+
+
+def _is_rectangular(value: object) -> bool:
+    """Every nested list at the same depth has the same length (NumPy can stack it)."""
+    if not isinstance(value, list) or not value:
+        return True
+    shapes = {_shape_of(item) for item in value}
+    return len(shapes) == 1 and all(_is_rectangular(item) for item in value)
+
+
+def _finite32(value: float) -> bool:
+    """Finite, and still finite once stored as float32 (the data's dtype)."""
+    return math.isfinite(value) and abs(value) <= FLOAT32_MAX
 
 
 def _flat(value: object) -> list[float]:

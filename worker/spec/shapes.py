@@ -114,6 +114,7 @@ def analyze(spec: ExperimentSpec) -> Analysis:
             head_loc, f"the head needs a vector, the body ends with shape {out}: {hint}"
         )
     final = _apply(head, out, ("model", "head"), counts, described, family)
+    _check_training(spec, shape, layers)
     return Analysis(
         data=shape,
         layers=layers,
@@ -142,6 +143,29 @@ def _check_family_input(spec: ExperimentSpec, shape: DataShape) -> None:
             f"family {model.family!r} needs {needs[1]} data, but data {spec.data.kind!r} gives "
             f"examples of shape {shape.input_shape}",
         )
+
+
+def _check_training(spec: ExperimentSpec, shape: DataShape, layers: list[Layer]) -> None:
+    """Training choices that the data or the layers rule out (torch would fail mid-run)."""
+    if spec.training.loss == "cross_entropy" and shape.task == "regression":
+        raise ShapeError(
+            ("training", "loss"),
+            f"cross_entropy needs class ids, but data {spec.data.kind!r} is a regression task; "
+            "use 'mse' or 'auto'",
+        )
+    if min(spec.training.batch_size, shape.n_train) < 2 and _has_batch_norm(layers):
+        raise ShapeError(
+            ("training", "batch_size"),
+            "batch norm needs at least 2 examples per batch to estimate batch statistics",
+        )
+
+
+def _has_batch_norm(layers: list[Layer]) -> bool:
+    return any(
+        layer.type == "batch_norm"
+        or (isinstance(layer, ResidualLayer) and _has_batch_norm(layer.body))
+        for layer in layers
+    )
 
 
 def _walk(

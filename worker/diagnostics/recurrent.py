@@ -1,0 +1,83 @@
+"""Gradients through time in recurrent layers: how far back the loss signal reaches.
+
+For each recurrent layer, ``grad_rms[t]`` is the RMS over the probe batch and units of dL/dh_t
+(t = 1..T, every path through later steps included, from the unrolled forward). The per-step
+gain is the geometric mean of grad_rms[t] / grad_rms[t+1]; the memory horizon is the number of
+steps back from the last step until grad_rms falls below 1% of its value at the last step
+(``None`` when it never does within the sequence). LSTMs also report the mean forget gate.
+Verdict per layer: ``vanishing`` when the horizon is shorter than half the task's dependency
+length (the sequence length), ``exploding`` when the gradient at the first step exceeds the
+last step's by the exploding ratio, else ``healthy``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor
+
+from worker.diagnostics.base import Diagnostic, ProbeContext
+from worker.diagnostics.capture import RecurrentCapture
+from worker.diagnostics.gradient_flow import rms
+
+HORIZON_FRACTION = 0.01
+
+
+def memory_horizon(grad_rms: list[float], fraction: float = HORIZON_FRACTION) -> int | None:
+    """Steps back from the last step until the gradient RMS drops below ``fraction`` of it."""
+    last = grad_rms[-1]
+    for back, value in enumerate(reversed(grad_rms)):
+        if value < fraction * last:
+            return back
+    return None
+
+
+def recurrent_verdict(
+    grad_rms: list[float], horizon: int | None, dependency: int, exploding_above: float
+) -> str:
+    if horizon is not None and horizon < dependency / 2:
+        return "vanishing"
+    if grad_rms and grad_rms[-1] > 0 and grad_rms[0] / grad_rms[-1] > exploding_above:
+        return "exploding"
+    return "healthy"
+
+
+def through_time(cap: RecurrentCapture, exploding_above: float = 1e2) -> dict[str, Any]:
+    grad_rms = [rms(g) for g in cap.state_grads]
+    ratios = [a / b for a, b in zip(grad_rms[:-1], grad_rms[1:], strict=True) if a > 0 and b > 0]
+    geomean = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else None
+    horizon = memory_horizon(grad_rms) if grad_rms else None
+    record: dict[str, Any] = {
+        "layer": cap.name,
+        "kind": cap.kind,
+        "steps": len(grad_rms),
+        "grad_rms": grad_rms,
+        "per_step_gain": geomean,
+        "memory_horizon": horizon,
+        "verdict": recurrent_verdict(grad_rms, horizon, len(grad_rms), exploding_above),
+        "forget_gate_mean": None,
+    }
+    if cap.forget_gates:
+        gates: list[Tensor] = cap.forget_gates
+        record["forget_gate_mean"] = float(
+            sum(float(f.double().mean()) for f in gates) / len(gates)
+        )
+    return record
+
+
+class ThroughTime(Diagnostic):
+    """Per recurrent layer: gradient RMS per time step, per-step gain, horizon, forget gate."""
+
+    name = "recurrent"
+    needs_capture = True
+
+    def __init__(self, exploding_above: float = 1e2) -> None:
+        super().__init__()
+        self.exploding_above = exploding_above
+
+    def at_probe(self, ctx: ProbeContext) -> None:
+        assert ctx.capture is not None
+        if ctx.capture.recurrent:
+            layers = [through_time(c, self.exploding_above) for c in ctx.capture.recurrent]
+            self.records.append({"step": ctx.step, "layers": layers})
