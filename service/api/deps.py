@@ -1,0 +1,34 @@
+"""Typed dependencies for routes: ``Annotated`` aliases over what ``create_app`` wired up."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from service.dispatch import JobDispatcher
+from service.settings import ServiceSettings
+from worker.jobstore import JobStore
+from worker.registry import WorkerRegistry
+
+
+def get_settings(request: Request) -> ServiceSettings:
+    return cast(ServiceSettings, request.app.state.settings)
+
+
+def get_store(request: Request) -> JobStore:
+    return cast(JobStore, request.app.state.store)
+
+
+def get_dispatcher(request: Request) -> JobDispatcher:
+    return cast(JobDispatcher, request.app.state.dispatcher)
+
+
+def get_registry(request: Request) -> WorkerRegistry:
+    return cast(WorkerRegistry, request.app.state.registry)
+
+
+SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+StoreDep = Annotated[JobStore, Depends(get_store)]
+DispatcherDep = Annotated[JobDispatcher, Depends(get_dispatcher)]
+RegistryDep = Annotated[WorkerRegistry, Depends(get_registry)]

@@ -1,0 +1,11 @@
+"""The one place that assembles the API's routers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.routes import experiments, health
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(experiments.router)

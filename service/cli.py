@@ -1,0 +1,236 @@
+"""``trainability``: run the API, a worker, or everything locally (``trainability run``).
+
+``run`` is the one-command local setup: it uses ``REDIS_URL`` when that Redis answers, else
+starts a private ``redis-server`` (data in ``.local/redis/``), then starts the API and one
+worker as child processes, and stops everything it started on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+from worker.settings import DEFAULT_REDIS_URL, QUEUES
+
+DEFAULT_QUEUES = ",".join(QUEUES)
+LOCAL_REDIS_DIR = Path(".local") / "redis"
+
+
+def say(message: str) -> None:
+    print(f"trainability: {message}", flush=True)
+
+
+# --- api / worker ------------------------------------------------------------------------
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run("service.main:app", host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def worker_argv(queues: str, concurrency: int, log_level: str, hostname: str) -> list[str]:
+    """The Celery worker command line (prefork pool; see ``worker/celery_app.py``)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        "--pool=prefork", f"--concurrency={concurrency}", "-Q", queues,
+        "-n", hostname, "-l", log_level, "--without-gossip", "--without-mingle",
+    ]
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    hostname = args.hostname or f"trainability-{os.getpid()}@%h"
+    argv = worker_argv(args.queues, args.concurrency, args.log_level, hostname)
+    os.execv(argv[0], argv)  # replace this process: signals reach Celery directly
+
+
+# --- run: everything locally -------------------------------------------------------------
+
+
+def redis_answers(url: str, timeout: float = 1.0) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_redis(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A private redis-server (AOF on, data in ``data_dir``); 6379 when free."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("trainability: redis-server not found; install it "
+                         "(apt-get install redis-server) or set REDIS_URL to a running Redis")
+    port = 6379 if port_is_free(6379) else free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve()),
+         "--appendonly", "yes", "--save", "", "--daemonize", "no",
+         "--logfile", str((data_dir / "redis.log").resolve())],
+        start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 15
+    while not redis_answers(url, timeout=0.5):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc, "redis-server")
+            raise SystemExit(f"trainability: redis-server did not start; see {data_dir}/redis.log")
+        time.sleep(0.1)
+    return proc, url
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def stop(proc: subprocess.Popen[bytes], name: str, grace: float = 10.0) -> None:
+    """SIGTERM, then (Celery) SIGQUIT for a cold shutdown, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        try:
+            proc.send_signal(sig)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            say(f"{name} still running after {sig.name}")
+        except ProcessLookupError:
+            return
+
+
+class StopRequested(Exception):
+    pass
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        url = os.environ.get("REDIS_URL")
+        if url and redis_answers(url):
+            say(f"Redis   {url} (from REDIS_URL)")
+        else:
+            if url:
+                say(f"REDIS_URL={url} does not answer; starting a local Redis instead")
+            proc, url = start_redis(LOCAL_REDIS_DIR)
+            started.append(("redis-server", proc))
+            say(f"Redis   {url} (started here, data in {LOCAL_REDIS_DIR}/)")
+        env = {**os.environ, "REDIS_URL": url}
+        cli = [sys.executable, "-m", "service.cli"]
+        api = subprocess.Popen([*cli, "api", "--host", args.host, "--port", str(args.port)],
+                               env=env, start_new_session=True)
+        started.append(("api", api))
+        worker = subprocess.Popen(
+            [*cli, "worker", "--queues", args.queues, "--concurrency", str(args.concurrency)],
+            env=env, start_new_session=True,
+        )
+        started.append(("worker", worker))
+        base = f"http://{args.host}:{args.port}"
+        if not wait_http(f"{base}/healthz", api, timeout=60):
+            say("the API did not come up; stopping")
+            return 1
+        say(f"API     {base}  (docs: {base}/docs)")
+        say(f"worker  queues {args.queues}; {base}/readyz turns 200 once it is up")
+        say("Ctrl-C stops everything started here")
+        while True:
+            for name, proc in started:
+                if proc.poll() is not None:
+                    say(f"{name} exited with status {proc.returncode}; stopping")
+                    return 1
+            time.sleep(0.5)
+    except StopRequested as exc:
+        say(f"{exc}: stopping")
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup
+        for name, proc in reversed(started):  # API and worker before Redis
+            stop(proc, name)
+
+
+# --- entry point -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainability", description="Run the trainability API, a worker, or everything."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--log-level", default="info")
+    api.set_defaults(func=cmd_api)
+
+    worker = sub.add_parser("worker", help="run a Celery worker (prefork)")
+    worker.add_argument("--queues", default=DEFAULT_QUEUES,
+                        help=f"comma-separated queues to consume (default {DEFAULT_QUEUES})")
+    worker.add_argument("--concurrency", type=int, default=1,
+                        help="training processes (default 1; one per GPU on GPU hosts)")
+    worker.add_argument("--hostname", default=None, help="Celery node name")
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(func=cmd_worker)
+
+    run = sub.add_parser("run", help="Redis (if needed) + API + one worker, for local use")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--queues", default=DEFAULT_QUEUES)
+    run.add_argument("--concurrency", type=int, default=1)
+    run.set_defaults(func=cmd_run)
+    parser.epilog = f"Redis comes from REDIS_URL (default {DEFAULT_REDIS_URL})."
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Errors the API answers with, and the handlers that render every one as RFC 9457 problem+json.
+
+The hierarchy (domain part in ``worker/errors.py``; HTTP status on the right)::
+
+    TrainabilityError
+    ├── Unavailable                      503 + Retry-After
+    │   ├── StoreUnavailable             Redis (job store) unreachable or timed out
+    │   ├── BrokerUnavailable            the task could not be enqueued
+    │   └── NotReady                     /readyz: a dependency or every worker is missing
+    ├── JobStoreError                    500 the store answered with an unexpected error
+    ├── JobNotFound                      404 unknown or expired experiment id
+    ├── JobStateConflict                 409 transition not allowed (final states are final)
+    └── InvalidRequest                   422 refused input, names the field
+        ├── InvalidCursor                    a pagination cursor we did not issue
+        └── BudgetExceeded                   over a server budget, names the limit and value
+
+Besides these, FastAPI's ``RequestValidationError`` (malformed JSON, unknown fields, wrong
+types, out-of-range values) becomes a 422 listing every error with its field path, Starlette's
+``HTTPException`` (unknown route, wrong method) keeps its status, and anything else is a 500
+whose detail says nothing about internals. Routes raise domain errors, never HTTPException.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.settings import ServiceSettings
+from worker.errors import (
+    BrokerUnavailable,
+    BudgetExceeded,
+    InvalidCursor,
+    InvalidRequest,
+    JobNotFound,
+    JobStateConflict,
+    JobStoreError,
+    StoreUnavailable,
+    TrainabilityError,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class NotReady(Unavailable):
+    """The service cannot take work now (``/readyz``)."""
+
+
+# Most specific first: the first class the error is an instance of decides the answer.
+_PROBLEMS: Sequence[tuple[type[TrainabilityError], int, str, str]] = (
+    (BudgetExceeded, 422, "budget-exceeded", "Spec exceeds a server budget"),
+    (InvalidCursor, 422, "invalid-cursor", "Invalid pagination cursor"),
+    (InvalidRequest, 422, "invalid-request", "Invalid request"),
+    (JobNotFound, 404, "not-found", "Experiment not found"),
+    (JobStateConflict, 409, "conflict", "Experiment state conflict"),
+    (NotReady, 503, "not-ready", "Service not ready"),
+    (StoreUnavailable, 503, "store-unavailable", "Job store unavailable"),
+    (BrokerUnavailable, 503, "broker-unavailable", "Task broker unavailable"),
+    (Unavailable, 503, "unavailable", "Dependency unavailable"),
+    (JobStoreError, 500, "store-error", "Job store error"),
+    (TrainabilityError, 500, "internal", "Internal error"),
+)
+
+
+def problem(
+    request: Request,
+    status: int,
+    *,
+    type_: str = "about:blank",
+    title: str | None = None,
+    detail: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An RFC 9457 response; ``instance`` is the request path."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def _settings(request: Request) -> ServiceSettings:
+    settings: ServiceSettings = request.app.state.settings
+    return settings
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TrainabilityError)
+    settings = _settings(request)
+    status, slug, title = next((s, g, t) for cls, s, g, t in _PROBLEMS if isinstance(exc, cls))
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if isinstance(exc, InvalidRequest):
+        error: dict[str, Any] = {
+            "field": exc.field, "loc": [exc.location, *exc.field.split(".")], "in": exc.location,
+            "msg": str(exc), "type": slug,
+        }
+        if isinstance(exc, BudgetExceeded):
+            error.update(limit=exc.limit, limit_value=exc.limit_value, value=exc.value)
+        extra["errors"] = [error]
+    detail = str(exc)
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(settings.retry_after_s)
+        log.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc)
+        if not isinstance(exc, NotReady):  # addresses and driver errors stay in the log
+            detail = f"{title.lower()}; retry in {settings.retry_after_s} s"
+    elif status >= 500:
+        log.error("%s on %s", type(exc).__name__, request.url.path, exc_info=exc)
+        detail = "an unexpected error occurred; it has been logged"
+    return problem(request, status, type_=settings.problem_type_base + slug, title=title,
+                   detail=detail, headers=headers, **extra)
+
+
+def field_path(loc: Sequence[str | int], body: Any) -> list[str | int]:
+    """The JSON path of an error location, without pydantic's union-tag steps.
+
+    Pydantic puts the chosen member of a tagged union into ``loc`` (``data.spirals.arms``,
+    ``model.family.depth``). Which parts are tags is found by walking the request body: the
+    reading that resolves the most parts to real keys wins.
+    """
+    return _best_path(list(loc), body)[0]
+
+
+_ABSENT = object()
+
+
+def _best_path(parts: list[str | int], node: Any) -> tuple[list[str | int], float]:
+    """(path, cost): cost 1 per part missing from a container, 2 per part under a scalar."""
+    if not parts:
+        return [], 0.0
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, dict) and head in node:
+        child, cost = node[head], 0.0
+    elif isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
+        child, cost = node[head], 0.0
+    else:
+        child, cost = _ABSENT, 1.0 if isinstance(node, dict | list) else 2.0
+    sub, sub_cost = _best_path(rest, child)
+    best = ([head, *sub], cost + sub_cost)
+    if isinstance(node, dict) and isinstance(head, str) and rest:
+        skipped, skip_cost = _best_path(rest, node)  # read ``head`` as a union tag
+        if skip_cost + 0.5 < best[1]:
+            best = (skipped, skip_cost + 0.5)
+    return best
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    settings = _settings(request)
+    errors = []
+    for err in exc.errors():
+        where, *loc = err.get("loc") or ("body",)
+        msg = str(err.get("msg", "invalid"))
+        if err.get("type") == "json_invalid":
+            position = loc[0] if loc else "?"
+            msg = f"malformed JSON at character {position}: {err.get('ctx', {}).get('error', '')}"
+            loc = []
+        path = field_path(loc, exc.body) if where == "body" else loc
+        if where == "body" and not path and err.get("type") == "model_attributes_type":
+            msg = "the body must be a JSON object (Content-Type: application/json)"
+        errors.append({
+            "field": ".".join(str(p) for p in path) or str(where),
+            "loc": [where, *path],
+            "in": where,
+            "msg": msg,
+            "type": err.get("type", "value_error"),
+        })
+    fields = ", ".join(e["field"] for e in errors[:5])
+    return problem(
+        request, 422, type_=settings.problem_type_base + "validation-error",
+        title="Request validation failed",
+        detail=f"{len(errors)} invalid field(s): {fields}", errors=errors,
+    )
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
+    return problem(request, exc.status_code, detail=detail, headers=dict(exc.headers or {}))
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, 500, type_=_settings(request).problem_type_base + "internal",
+                   detail="an unexpected error occurred; it has been logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error to problem+json."""
+    app.add_exception_handler(TrainabilityError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected_error)

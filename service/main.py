@@ -1,0 +1,47 @@
+"""The FastAPI application: ``create_app()`` wires settings, job store, dispatcher, routes.
+
+Never imports torch (a test checks ``sys.modules``): compute lives behind the task queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.main import api_router
+from service.dispatch import CeleryDispatcher
+from service.errors import install_error_handlers
+from service.settings import ServiceSettings, get_service_settings
+from worker.jobstore import store_from_settings
+from worker.registry import registry_from_settings
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """An API instance for ``settings`` (default: the process settings from the env)."""
+    settings = settings or get_service_settings()
+    store = store_from_settings(settings)
+    dispatcher = CeleryDispatcher.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        dispatcher.close()
+
+    app = FastAPI(
+        title="trainability",
+        version="0.1.0",
+        summary="Measure how easy a neural-network design is to optimize.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.registry = registry_from_settings(settings)
+    app.state.dispatcher = dispatcher
+    install_error_handlers(app)
+    app.include_router(api_router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,121 @@
+"""Request and response schemas, one per use; routes never return internal records."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from worker.jobstore import JobRecord, JobStatus, JobSummary
+from worker.spec import ExperimentSpec
+
+#: The body of ``POST /v1/experiments`` is the design spec itself.
+ExperimentCreate = ExperimentSpec
+
+
+class ExperimentLinks(BaseModel):
+    self: str
+
+
+def links_for(job_id: str) -> ExperimentLinks:
+    return ExperimentLinks(self=f"/v1/experiments/{job_id}")
+
+
+class ExperimentAccepted(BaseModel):
+    """Answer to a submission: where to poll."""
+
+    id: str
+    status: JobStatus
+    links: ExperimentLinks
+
+
+class ExperimentSummary(BaseModel):
+    """One experiment in a listing (no spec, no result)."""
+
+    id: str
+    status: JobStatus
+    name: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    links: ExperimentLinks
+
+    @classmethod
+    def from_summary(cls, job: JobSummary) -> ExperimentSummary:
+        return cls(
+            id=job.id, status=job.status, name=job.name, created_at=job.created_at,
+            updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
+            attempts=job.attempts, links=links_for(job.id),
+        )
+
+
+class ExperimentPublic(ExperimentSummary):
+    """An experiment: its status, latest progress, the spec, and the result once final."""
+
+    progress: dict[str, Any] | None = Field(
+        description="Latest progress: step, total_steps, epoch, train_loss, elapsed_s."
+    )
+    worker: str | None = Field(description="Celery node that ran the latest attempt.")
+    spec: dict[str, Any]
+    result: dict[str, Any] | None = Field(description="The result JSON, once succeeded.")
+    error: str | None = Field(description="Why the job failed, timed out or was cancelled.")
+
+    @classmethod
+    def from_record(cls, job: JobRecord) -> ExperimentPublic:
+        return cls(
+            **ExperimentSummary.from_summary(job).model_dump(),
+            progress=job.progress,
+            worker=job.worker,
+            spec=json.loads(job.spec),
+            result=job.result if job.is_final else None,
+            error=job.error,
+        )
+
+
+class ExperimentsPage(BaseModel):
+    data: list[ExperimentSummary]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: last.")
+
+
+class ProblemError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. model.depth.")
+    loc: list[str | int]
+    in_: Literal["body", "query", "path", "header", "cookie"] = Field(alias="in")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for problem+json answers."""
+    return {code: {"model": Problem, "description": "Problem details (RFC 9457)"}
+            for code in codes}
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class WorkerPublic(BaseModel):
+    hostname: str
+    queues: list[str]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    redis: Literal["ok"]
+    workers: list[WorkerPublic]

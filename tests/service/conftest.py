@@ -1,0 +1,62 @@
+"""Fixtures for API tests: spec documents and a look into the broker queues and job keys."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+
+def _small_spec(**sections: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "spec_version": 1,
+        "name": "small",
+        "model": {"family": "mlp", "depth": 2, "width": 8, "activation": "relu"},
+        "data": {"kind": "spirals", "n_train": 64, "n_val": 16},
+        "training": {"steps": 5, "batch_size": 16, "device": "cpu"},
+    }
+    doc.update(copy.deepcopy(sections))
+    return doc
+
+
+@pytest.fixture
+def spec_doc() -> Callable[..., dict[str, Any]]:
+    """A valid, cheap spec; keyword arguments replace whole sections."""
+    return _small_spec
+
+
+class Broker:
+    """What reached Redis: Celery messages in the queue lists, and our job keys."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def queued(self, queue: str) -> int:
+        return int(self.client.llen(queue))
+
+    def messages(self, queue: str) -> list[dict[str, Any]]:
+        """Decoded task messages: task name and positional args."""
+        out = []
+        for raw in self.client.lrange(queue, 0, -1):
+            message = json.loads(raw)
+            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            out.append({"task": message["headers"]["task"], "args": args,
+                        "content_type": message["content-type"]})
+        return out
+
+    def job_keys(self) -> list[str]:
+        return sorted(self.client.scan_iter("trainability:*"))
+
+    def assert_untouched(self) -> None:
+        assert self.queued("cpu") == 0 and self.queued("gpu") == 0
+        assert self.job_keys() == []
+
+
+@pytest.fixture
+def broker(api_redis: redis.Redis) -> Broker:
+    return Broker(api_redis)

@@ -1,0 +1,87 @@
+"""Domain errors shared by the worker and the service (torch-free, HTTP-free).
+
+Third-party errors (Redis, kombu) are translated into these at the boundary with
+``raise ... from exc``; the service maps each class to one problem+json response
+(``service/errors.py``)::
+
+    TrainabilityError
+    ├── Unavailable              a dependency is down; retry later          (503 + Retry-After)
+    │   ├── StoreUnavailable     Redis (job store) unreachable or timed out
+    │   └── BrokerUnavailable    the task could not be enqueued
+    ├── JobStoreError            the store answered but the operation failed       (500)
+    ├── JobNotFound              unknown or expired job id                         (404)
+    ├── JobStateConflict         transition not allowed (final states are final)   (409)
+    └── InvalidRequest           the request is well-formed but refused            (422)
+        ├── InvalidCursor        a pagination cursor we did not issue
+        └── BudgetExceeded       the spec exceeds a server budget (names the limit)
+"""
+
+from __future__ import annotations
+
+
+class TrainabilityError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class Unavailable(TrainabilityError):
+    """A dependency is unreachable; the same request may succeed later."""
+
+
+class StoreUnavailable(Unavailable):
+    """The job store (Redis) did not answer."""
+
+
+class BrokerUnavailable(Unavailable):
+    """The task broker did not accept the task."""
+
+
+class JobStoreError(TrainabilityError):
+    """The job store answered with an error that is not about availability."""
+
+
+class JobNotFound(TrainabilityError):
+    """No job with this id (never created, or expired after the retention period)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no experiment with id {job_id!r}")
+        self.job_id = job_id
+
+
+class JobStateConflict(TrainabilityError):
+    """A status transition that the job's current status does not allow."""
+
+    def __init__(self, job_id: str, current: str, wanted: str, reason: str = "") -> None:
+        message = f"job {job_id} is {current}; cannot move it to {wanted}"
+        super().__init__(f"{message} ({reason})" if reason else message)
+        self.job_id = job_id
+        self.current = current
+        self.wanted = wanted
+
+
+class InvalidRequest(TrainabilityError):
+    """Refused input that passed schema validation; ``field`` is its dotted path."""
+
+    def __init__(self, message: str, *, field: str, location: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
+        self.location = location
+
+
+class InvalidCursor(InvalidRequest):
+    """A pagination cursor that is malformed or was not issued by us."""
+
+    def __init__(self) -> None:
+        super().__init__("cursor is not valid; use next_cursor from a previous page",
+                         field="cursor", location="query")
+
+
+class BudgetExceeded(InvalidRequest):
+    """The spec asks for more than a server budget allows."""
+
+    def __init__(self, *, limit: str, limit_value: int, value: int, field: str) -> None:
+        super().__init__(
+            f"{limit} is {limit_value:,} but the spec requires {value:,}", field=field
+        )
+        self.limit = limit
+        self.limit_value = limit_value
+        self.value = value
