@@ -1,9 +1,9 @@
 # Local development. `make run` starts everything; `make test` is what CI runs.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# CPU wheels: torch from PyPI on Linux would pull the CUDA build (GBs). Set
-# TORCH_INDEX_URL=https://pypi.org/simple on machines that want the default wheel.
-TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+# Extra pip arguments for the torch install, e.g. on a machine whose pip cannot find a CPU
+# wheel of its own: TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint typecheck unit clean
@@ -12,9 +12,9 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
-	# torch first, pinned, so installing the project cannot replace it with another build
-	$(PY) -m pip install --index-url $(TORCH_INDEX_URL) torch==2.13.0
+	# torch first and pinned: the project's torch==2.13.0 is then already satisfied (the CPU
+	# build stays), where an unpinned resolve would pull the newest CUDA build (GBs).
+	$(PY) -m pip install $(TORCH_PIP_ARGS) torch==2.13.0
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
