@@ -7,6 +7,7 @@ skip connections for depth, normalization, and a learning rate the run can susta
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from worker.design import DesignFacts, design_facts
@@ -14,6 +15,10 @@ from worker.spec import ExperimentSpec
 
 Severity = Literal["info", "warning", "critical"]
 MAJORITY = 0.5  # share above which saturation or dead units is reported
+LOCAL_SCALE, LOCAL_ERROR = 0.1, 0.5  # first-order error at a 10% input step
+ALIGNMENT = 0.1  # mean cosine between -gradient and the direction to the solution
+MLI_BUMP = 0.05  # interpolation barrier, relative to the initial loss
+FROZEN, THRASHING = 1e-6, 0.1  # median update-to-weight ratio bounds
 
 
 def _finding(
@@ -71,7 +76,7 @@ def gradient_flow_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list
         "gain_db": first["gain_db"],
         "depth": d.depth,
     }
-    if first["verdict"] == "vanishing":
+    if first["end_to_end_verdict"] == "vanishing":
         found.append(
             _finding(
                 "vanishing_gradients_at_init",
@@ -83,7 +88,7 @@ def gradient_flow_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list
                 _vanishing_suggestion(d),
             )
         )
-    elif first["verdict"] == "exploding":
+    elif first["end_to_end_verdict"] == "exploding":
         found.append(
             _finding(
                 "exploding_gradients_at_init",
@@ -94,16 +99,20 @@ def gradient_flow_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list
                 _exploding_suggestion(d),
             )
         )
-    if last is not first and last["verdict"] != "healthy" and last["verdict"] != first["verdict"]:
+    if (
+        last is not first
+        and last["end_to_end_verdict"] != "healthy"
+        and last["end_to_end_verdict"] != first["end_to_end_verdict"]
+    ):
         found.append(
             _finding(
-                f"{last['verdict']}_gradients_after_training",
+                f"{last['end_to_end_verdict']}_gradients_after_training",
                 "warning",
-                f"By step {last['step']} gradient flow became {last['verdict']} "
+                f"By step {last['step']} gradient flow became {last['end_to_end_verdict']} "
                 f"(end-to-end ratio {last['end_to_end_ratio']:.2e}).",
                 {"step": last["step"], "end_to_end_ratio": last["end_to_end_ratio"]},
                 _vanishing_suggestion(d)
-                if last["verdict"] == "vanishing"
+                if last["end_to_end_verdict"] == "vanishing"
                 else _exploding_suggestion(d),
             )
         )
@@ -166,14 +175,167 @@ def divergence_findings(spec: ExperimentSpec, summary: dict[str, Any]) -> list[d
     ]
 
 
+def recurrent_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A recurrent layer whose gradient dies out well before the sequence's start."""
+    for probe in probes:
+        for layer in probe["layers"]:
+            if layer["verdict"] == "vanishing":
+                tips = []
+                if layer["kind"] == "rnn":
+                    tips.append(
+                        "use an lstm (forget-gate bias 1) or a gru instead of a vanilla rnn"
+                    )
+                elif layer["kind"] == "lstm":
+                    tips.append("raise the LSTM forget-gate bias (init.lstm_forget_bias = 1)")
+                tips.append("initialize recurrent weights orthogonally")
+                return [
+                    _finding(
+                        "vanishing_gradients_through_time",
+                        "critical" if probe["step"] == 0 else "warning",
+                        f"At step {probe['step']}, the gradient in {layer['layer']} falls below 1% "
+                        f"of its last-step value within {layer['memory_horizon']} of "
+                        f"{layer['steps']} steps: earlier inputs barely influence learning.",
+                        {
+                            "step": probe["step"],
+                            "memory_horizon": layer["memory_horizon"],
+                            "sequence_length": layer["steps"],
+                            "per_step_gain": layer["per_step_gain"],
+                        },
+                        "; ".join(tips),
+                    )
+                ]
+    return []
+
+
+def _closest(values: list[float], target: float) -> int:
+    return min(range(len(values)), key=lambda i: abs(math.log(values[i] / target)))
+
+
+def linearity_findings(d: DesignFacts, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Far from locally linear, gradients that do not point to the solution, MLI barriers."""
+    found = []
+    lin = result.get("linearity", {})
+    local = lin.get("local_linearity")
+    tip = (
+        "use activations that are piecewise linear or smooth and monotone (relu, gelu, maxout)"
+        if d.jagged
+        else "add normalization or residual connections, or lower the init gain"
+    )
+    if local and local.get("probes"):
+        first = local["probes"][0]
+        i = _closest(first["scales"], LOCAL_SCALE)
+        err = first["median_error"][i]
+        if err is not None and err > LOCAL_ERROR:
+            found.append(
+                _finding(
+                    "not_locally_linear",
+                    "warning",
+                    f"At initialization a {first['scales'][i]:g}-relative input step is "
+                    f"predicted by the first-order model with a median error of {err:.0%}: the "
+                    "function bends sharply, so local gradients say little beyond tiny steps.",
+                    {"step": first["step"], "scale": first["scales"][i], "median_error": err},
+                    tip,
+                )
+            )
+    align = (result.get("trajectory") or {}).get("alignment")
+    if align and align.get("mean") is not None and align["mean"] < ALIGNMENT:
+        found.append(
+            _finding(
+                "gradient_misaligned_with_solution",
+                "warning",
+                f"The gradient's mean cosine with the direction to the final weights is "
+                f"{align['mean']:.2f}: local gradient information points poorly toward the "
+                "solution training reached.",
+                {"mean_cosine": align["mean"], "steps": align["steps"], "cosine": align["cosine"]},
+                tip,
+            )
+        )
+    mli = lin.get("interpolation")
+    if mli and mli["loss"] and mli["largest_bump"] > MLI_BUMP * max(abs(mli["loss"][0]), 1e-12):
+        found.append(
+            _finding(
+                "interpolation_barrier",
+                "info",
+                f"The loss on the straight line from initialization to the solution rises by "
+                f"{mli['largest_bump']:.3g} (at alpha = {mli['bump_alpha']}): a barrier lies "
+                "between them. Common in nets trained far from initialization; it matters "
+                "together with poor alignment.",
+                {
+                    "largest_bump": mli["largest_bump"],
+                    "bump_alpha": mli["bump_alpha"],
+                    "loss_at_init": mli["loss"][0],
+                },
+                tip,
+            )
+        )
+    return found
+
+
+def optimizer_findings(spec: ExperimentSpec, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """A learning rate above the sharpness stability limit; frozen or thrashing layers."""
+    found = []
+    for probe in (result.get("curvature") or {}).get("probes", []):
+        if probe["ratio"] is not None and probe["ratio"] > 1:
+            found.append(
+                _finding(
+                    "lr_above_stability_threshold",
+                    "warning",
+                    f"At step {probe['step']} the top Hessian eigenvalue "
+                    f"{probe['top_eigenvalue']:.3g} exceeds SGD+momentum's stability limit "
+                    "2(1+beta)/eta = "
+                    f"{probe['stability_threshold']:.3g}.",
+                    {k: probe[k] for k in ("step", "top_eigenvalue", "stability_threshold", "lr")},
+                    "lower the learning rate below the limit, or warm it up",
+                )
+            )
+            break
+    gf = result.get("gradient_flow") or {}
+    ratios: dict[str, list[float]] = {}
+    for probe in gf.get("probes", []):
+        for name, value in zip(
+            gf["weight_layers"], probe.get("update_to_weight") or [], strict=False
+        ):
+            if value is not None:
+                ratios.setdefault(name, []).append(value)
+    medians = {k: sorted(v)[len(v) // 2] for k, v in ratios.items() if v}
+    frozen = {k: v for k, v in medians.items() if v < FROZEN}
+    thrashing = {k: v for k, v in medians.items() if v > THRASHING}
+    if frozen:
+        found.append(
+            _finding(
+                "frozen_layers",
+                "warning",
+                f"{len(frozen)} layer(s) change by less than {FROZEN:g} of their norm per update "
+                "(median over probes): they are effectively frozen.",
+                {"median_update_to_weight": frozen},
+                "raise the learning rate or fix the gradient flow to those layers",
+            )
+        )
+    if thrashing:
+        found.append(
+            _finding(
+                "thrashing_layers",
+                "warning",
+                f"{len(thrashing)} layer(s) change by more than {THRASHING:g} of their norm per "
+                "update (median over probes): updates are too large to settle.",
+                {"median_update_to_weight": thrashing},
+                "lower the learning rate, or clip the gradient norm",
+            )
+        )
+    return found
+
+
 def findings(spec: ExperimentSpec, result: dict[str, Any]) -> list[dict[str, Any]]:
     """Every finding for a result, most severe first."""
+    d = design_facts(spec)
+    gf = result.get("gradient_flow") or {}
     found = [
         *divergence_findings(spec, result["summary"]),
-        *gradient_flow_findings(
-            design_facts(spec), result.get("gradient_flow", {}).get("probes", [])
-        ),
+        *gradient_flow_findings(d, gf.get("probes", [])),
+        *recurrent_findings(d, gf.get("recurrent") or []),
         *slope_findings(spec, result.get("linearity", {}).get("probes", [])),
+        *linearity_findings(d, result),
+        *optimizer_findings(spec, result),
     ]
     order = {"critical": 0, "warning": 1, "info": 2}
     return sorted(found, key=lambda f: order[f["severity"]])

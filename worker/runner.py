@@ -137,6 +137,7 @@ def assemble_diagnostics(spec: ExperimentSpec, model: Net, probes: ProbeSet) -> 
                 record["verdict"],
                 *(x["verdict"] for x in recurrent.get(record["step"], [])),
             ]
+            record["end_to_end_verdict"] = record["verdict"]
             record["verdict"] = next(
                 (v for v in ("exploding", "vanishing") if v in verdicts), "healthy"
             )
