@@ -135,3 +135,29 @@ def test_cuda_request_without_gpu_is_a_clear_error(spec_factory):
 
     with pytest.raises(DeviceUnavailable, match="no GPU"):
         run_experiment(spec_factory(training={"device": "cuda"}))
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        ({"depth": 2, "width": 8, "normalization": "batch"}, None),
+        (
+            {"family": "lstm", "depth": 1, "width": 8},
+            {"kind": "adding", "length": 6, "n_train": 64, "n_val": 16},
+        ),
+    ],
+)
+def test_result_matches_its_documented_schema(spec_factory, model, data):
+    """Every field the runner writes is documented in worker.result (extra fields fail)."""
+    from worker.result import ExperimentResult
+
+    spec = spec_factory(
+        model=model,
+        data=data,
+        training={"steps": 4},
+        diagnostics={"preset": "full", "every": 2, "interpolation_points": 3},
+    )
+    result = run_experiment(spec)
+    parsed = ExperimentResult.model_validate(result)
+    assert parsed.gradient_flow is not None and parsed.linearity is not None
+    assert parsed.trajectory is not None and parsed.curvature is not None
