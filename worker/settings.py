@@ -53,6 +53,12 @@ class Settings(BaseSettings):
 
     # Queue routing: ``cpu`` -> cpu, ``cuda`` -> gpu, ``auto`` -> this queue.
     auto_queue: QueueName = "cpu"
+    torch_threads: int | None = Field(
+        None, ge=1, le=1024,
+        description="CPU threads per training process (None: torch's default, all cores). "
+        "Set 1 when several workers share a host: tiny models slow down badly when "
+        "processes' thread pools compete for the same cores.",
+    )
     progress_interval_s: float = Field(0.5, ge=0, le=60, description="Min seconds between writes.")
     worker_heartbeat_interval_s: float = Field(5.0, gt=0, le=300)
     worker_heartbeat_ttl_s: int = Field(30, ge=2, le=3600)

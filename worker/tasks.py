@@ -28,10 +28,15 @@ def job_store() -> JobStore:
 def run_with_torch(spec: ExperimentSpec, on_progress: ProgressFn,
                    should_stop: StopFn) -> dict[str, Any]:
     """The compute side (imports torch on first use, in the worker child)."""
+    import torch
+
     from worker.runner import RunHooks, run_experiment
 
+    settings = get_settings()
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)
     hooks = RunHooks(on_progress=on_progress, should_stop=should_stop,
-                     time_limit_s=get_settings().job_time_limit_s)
+                     time_limit_s=settings.job_time_limit_s)
     return run_experiment(spec, hooks)
 
 
