@@ -15,6 +15,7 @@ from worker.spec import ExperimentSpec
 
 Severity = Literal["info", "warning", "critical"]
 MAJORITY = 0.5  # share above which saturation or dead units is reported
+RESIDUAL_BODY = ".residual.body."  # in the names of layers inside a residual branch
 LOCAL_SCALE, LOCAL_ERROR = 0.1, 0.5  # first-order error at a 10% input step
 ALIGNMENT = 0.1  # mean cosine between -gradient and the direction to the solution
 MLI_BUMP = 0.05  # interpolation barrier, relative to the initial loss
@@ -119,25 +120,29 @@ def gradient_flow_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list
     return found
 
 
-def slope_findings(spec: ExperimentSpec, probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Majority-saturated or majority-dead layers, at the first probe where it happens."""
+def slope_findings(probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Majority-saturated layers (first probe where it happens) and majority-dead layers at the
+    last probe (units that die and recover during training are not a lasting problem)."""
     found = []
-    for key, code, what, tip in (
+    rules = (
         (
             "saturated_share",
             "saturated_units",
             "saturated (|phi'| below 10% of its maximum)",
             "use a non-saturating activation (relu, gelu), lower the init gain, or normalize "
             "pre-activations",
+            probes,
         ),
         (
             "dead_unit_share",
             "dead_units",
             "dead (inactive on every probe example)",
             "use leaky_relu or gelu, a smaller learning rate, or kaiming initialization",
+            probes[-1:],
         ),
-    ):
-        for probe in probes:
+    )
+    for key, code, what, tip, candidates in rules:
+        for probe in candidates:
             bad = [
                 (n["layer"], n[key])
                 for n in probe["nonlinearities"]
@@ -145,10 +150,12 @@ def slope_findings(spec: ExperimentSpec, probes: list[dict[str, Any]]) -> list[d
             ]
             if bad:
                 worst = max(bad, key=lambda b: b[1])
+                # inside a residual branch the skip still carries the gradient: less severe
+                branch_only = all(RESIDUAL_BODY in name for name, _ in bad)
                 found.append(
                     _finding(
                         code,
-                        "warning",
+                        "info" if branch_only else "warning",
                         f"At step {probe['step']}, {len(bad)} of {len(probe['nonlinearities'])} "
                         f"layers have most units {what}; worst {worst[0]} at {worst[1]:.0%}.",
                         {"step": probe["step"], "layers": dict(bad)},
@@ -333,7 +340,7 @@ def findings(spec: ExperimentSpec, result: dict[str, Any]) -> list[dict[str, Any
         *divergence_findings(spec, result["summary"]),
         *gradient_flow_findings(d, gf.get("probes", [])),
         *recurrent_findings(d, gf.get("recurrent") or []),
-        *slope_findings(spec, result.get("linearity", {}).get("probes", [])),
+        *slope_findings((result.get("linearity") or {}).get("probes") or []),
         *linearity_findings(d, result),
         *optimizer_findings(spec, result),
     ]
