@@ -67,7 +67,9 @@ def results(e2e_server) -> dict[str, dict[str, Any]]:
         return done
 
 
-def codes(result: dict[str, Any], severities: tuple[str, ...] = ("critical", "warning")) -> set:
+def codes(
+    result: dict[str, Any], severities: tuple[str, ...] = ("critical", "warning")
+) -> set[str]:
     return {f["code"] for f in result["findings"] if f["severity"] in severities}
 
 
@@ -101,7 +103,7 @@ def test_jagged_activation_scores_worse_than_relu_on_linearity_and_alignment(res
 
     def local_error(r: dict[str, Any]) -> float:
         local = r["linearity"]["local_linearity"]
-        return local["median_error_at_init"][local["scales"].index(0.1)]
+        return float(local["median_error_at_init"][local["scales"].index(0.1)])
 
     assert local_error(sin) > 10 * local_error(relu)
     assert sin["trajectory"]["alignment"]["mean"] < relu["trajectory"]["alignment"]["mean"] - 0.05
