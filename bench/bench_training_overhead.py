@@ -1,11 +1,14 @@
 """Training-loop overhead, side by side in one run.
 
-Trains the same MLP on the same data and batch order three ways and prints the ratios:
-  plain   a hand-written PyTorch SGD+momentum loop (the floor),
-  ours    worker.training.train with diagnostics off (curves and evaluations only),
-  diag    worker.training.train with the default diagnostics (probes at step 0, ~8 more, end).
+Trains the same MLP on the same data and batch order several ways and prints the ratios:
+  plain     a hand-written PyTorch SGD+momentum loop (the floor),
+  off       worker.training.train with diagnostics off (curves and evaluations only),
+  basic / standard / full
+            worker.training.train with that diagnostics preset (standard is the default:
+            probes at step 0, ~8 more, and the end, plus end-of-run analyses).
 Runs are interleaved and repeated; medians are reported. Usage:
-  python bench/bench_training_overhead.py [--steps 1000] [--depth 8] [--width 256] [--device cpu]
+  python bench/bench_training_overhead.py [--steps 1000] [--depth 8] [--width 256]
+      [--device cpu|cuda] [--threads 1] [--presets off,basic,standard,full]
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from worker.spec import ExperimentSpec
 from worker.training import loss_function, train
 
 
-def make_spec(args: argparse.Namespace, diagnostics: bool) -> ExperimentSpec:
+def make_spec(args: argparse.Namespace, preset: str) -> ExperimentSpec:
     return ExperimentSpec.model_validate(
         {
             "spec_version": 1,
@@ -35,7 +38,7 @@ def make_spec(args: argparse.Namespace, diagnostics: bool) -> ExperimentSpec:
             "data": {"kind": "teacher", "input_dim": 32, "output_dim": 10, "n_train": 8192},
             "optimizer": {"lr": 0.01, "momentum": 0.9},
             "training": {"steps": args.steps, "batch_size": args.batch, "device": args.device},
-            "diagnostics": {"preset": "standard" if diagnostics else "off"},
+            "diagnostics": {"preset": preset},
         }
     )
 
@@ -78,35 +81,36 @@ def time_ours(spec: ExperimentSpec, device: torch.device) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--presets", default="off,basic,standard,full")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    plain_spec, off_spec, on_spec = (
-        make_spec(args, False),
-        make_spec(args, False),
-        make_spec(args, True),
-    )
-    time_plain(plain_spec, device)  # warm-up (allocator, kernels, thread pool)
-    times: dict[str, list[float]] = {"plain": [], "ours": [], "diag": []}
+    presets = args.presets.split(",")
+    specs = {p: make_spec(args, p) for p in presets}
+    time_plain(specs[presets[0]], device)  # warm-up (allocator, kernels, thread pool)
+    times: dict[str, list[float]] = {"plain": [], **{p: [] for p in presets}}
     for _ in range(args.repeats):
-        times["plain"].append(time_plain(plain_spec, device))
-        times["ours"].append(time_ours(off_spec, device))
-        times["diag"].append(time_ours(on_spec, device))
+        times["plain"].append(time_plain(specs[presets[0]], device))
+        for p in presets:
+            times[p].append(time_ours(specs[p], device))
     med = {k: statistics.median(v) for k, v in times.items()}
+    base = med["off"] if "off" in med else med["plain"]
     report: dict[str, Any] = {
         "config": vars(args),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(),
         "median_seconds": med,
-        "ours_over_plain": med["ours"] / med["plain"],
-        "diag_over_ours": med["diag"] / med["ours"],
-        "diag_over_plain": med["diag"] / med["plain"],
+        "over_plain": {k: v / med["plain"] for k, v in med.items()},
+        "over_off": {k: v / base for k, v in med.items()},
     }
     print(json.dumps(report, indent=2))
 
