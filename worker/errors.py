@@ -13,6 +13,7 @@ Third-party errors (Redis, kombu) are translated into these at the boundary with
     ├── JobStateConflict         transition not allowed (final states are final)   (409)
     └── InvalidRequest           the request is well-formed but refused            (422)
         ├── InvalidCursor        a pagination cursor we did not issue
+        ├── InvalidDesign        the layers do not fit the data or training (names the layer)
         └── BudgetExceeded       the spec exceeds a server budget (names the limit)
 """
 
@@ -73,6 +74,11 @@ class InvalidCursor(InvalidRequest):
     def __init__(self) -> None:
         super().__init__("cursor is not valid; use next_cursor from a previous page",
                          field="cursor", location="query")
+
+
+class InvalidDesign(InvalidRequest):
+    """The model's layers cannot take the data's shapes, or a training choice rules them out;
+    ``field`` is the offending layer's path (``model.layers.3``)."""
 
 
 class BudgetExceeded(InvalidRequest):

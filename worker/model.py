@@ -54,6 +54,7 @@ class Net(nn.Module):
         probe_points: list[int],
         head: nn.Linear,
         activations: list[ObservedActivation],
+        weight_names: dict[int, str],
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
@@ -61,6 +62,7 @@ class Net(nn.Module):
         self.probe_points = probe_points
         self.head = head
         self.observed_activations = activations
+        self._weight_names = weight_names  # id(module) -> spec-style name
 
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:
@@ -82,7 +84,10 @@ class Net(nn.Module):
     def weight_layers(self) -> list[tuple[str, Tensor]]:
         """Every weight matrix or kernel (linear, conv, maxout, recurrent), input to output."""
         named: list[tuple[str, Tensor]] = []
-        for name, module in self.named_modules():
+        for module in self.modules():
+            name = self._weight_names.get(id(module))
+            if name is None:
+                continue
             if isinstance(module, nn.Linear | nn.Conv2d):
                 named.append((name, module.weight))
             elif isinstance(module, Recurrent):
@@ -101,6 +106,7 @@ class _Builder:
     def __init__(self, init: InitSpec) -> None:
         self.init = init
         self.activations: list[ObservedActivation] = []
+        self.weight_names: dict[int, str] = {}  # id(module) -> name, for weight layers
 
     def build_list(
         self, layers: list[Layer], shape: tuple[int, ...], prefix: str
@@ -110,6 +116,7 @@ class _Builder:
             name = f"{prefix}{i}.{layer.type}"
             feeds = _next_activation(layers, i)
             module, shape = self.build(layer, shape, name, feeds)
+            self._name_weights(module, name)
             modules.append(module)
             names.append(name)
         return modules, names, shape
@@ -179,8 +186,15 @@ class _Builder:
                 projection = nn.Conv2d(shape[0], res_out[0], 1, stride)
             else:
                 projection = nn.Linear(shape[-1], res_out[-1])
+            self.weight_names[id(projection)] = f"{name}.projection"
             self.init_weight(projection, None)
         return Residual(nn.Sequential(*body), projection), res_out
+
+    def _name_weights(self, module: nn.Module, name: str) -> None:
+        if isinstance(module, nn.Linear | nn.Conv2d | Recurrent):
+            self.weight_names[id(module)] = name
+        elif isinstance(module, Maxout):
+            self.weight_names[id(module.linear)] = name
 
     def gain(self, feeds: ActivationLayer | None) -> float:
         if self.init.gain is not None:
@@ -258,4 +272,5 @@ def build_model(spec: ExperimentSpec) -> Net:
     head = nn.Linear(shape[-1], analysis.data.output_dim)
     builder.init_weight(head, None)
     probe_points = [i for i, layer in enumerate(analysis.layers) if layer.type in PROBED_TYPES]
-    return Net(modules, names, probe_points, head, builder.activations)
+    builder.weight_names[id(head)] = "head"
+    return Net(modules, names, probe_points, head, builder.activations, builder.weight_names)

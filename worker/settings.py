@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     # Budgets: a spec over one of them is a 422 that names the limit.
     max_parameters: int = Field(5_000_000, ge=1)
     max_steps_x_batch: int = Field(50_000_000, ge=1)
+    max_sequence_length: int = Field(
+        1000, ge=1, description="Longest sequence (adding, copy, parity as sequence, inline)."
+    )
+    max_inline_bytes: int = Field(
+        1_000_000, ge=1, description="Largest inline data: bytes of x and y as compact JSON."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
