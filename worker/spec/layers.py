@@ -150,8 +150,10 @@ class FamilyModel(StrictModel):
     @model_validator(mode="after")
     def _fields_for_family(self) -> FamilyModel:
         recurrent = self.family in ("rnn", "gru", "lstm")
-        if recurrent and (self.residual or self.normalization != "none"):
-            raise ValueError("residual and normalization are not options of recurrent families")
+        if recurrent and (self.residual or self.normalization != "none" or self.dropout > 0):
+            raise ValueError(
+                "residual, normalization and dropout are not options of recurrent families"
+            )
         if recurrent and self.activation != "relu":
             raise ValueError(
                 "recurrent families use their gates' nonlinearities; set rnn_nonlinearity "
