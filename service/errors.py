@@ -12,6 +12,8 @@ The hierarchy (domain part in ``worker/errors.py``; HTTP status on the right)::
     ├── JobStateConflict                 409 transition not allowed (final states are final)
     └── InvalidRequest                   422 refused input, names the field
         ├── InvalidCursor                    a pagination cursor we did not issue
+        ├── InvalidDesign                    the layers do not fit the data (names the layer)
+        ├── InvalidSpec                      dry run: every error of one spec, all listed
         └── BudgetExceeded                   over a server budget, names the limit and value
 
 Besides these, FastAPI's ``RequestValidationError`` (malformed JSON, unknown fields, wrong
@@ -37,6 +39,7 @@ from worker.errors import (
     BrokerUnavailable,
     BudgetExceeded,
     InvalidCursor,
+    InvalidDesign,
     InvalidRequest,
     JobNotFound,
     JobStateConflict,
@@ -55,10 +58,27 @@ class NotReady(Unavailable):
     """The service cannot take work now (``/readyz``)."""
 
 
+class InvalidSpec(InvalidRequest):
+    """Every reason one spec is refused, found at once (``POST /v1/specs/validate``).
+
+    ``errors`` are rendered problem entries: schema errors, the layer that does not fit,
+    each budget exceeded.
+    """
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        fields = ", ".join(str(e["field"]) for e in errors[:5])
+        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
+        super().__init__(f"{len(errors)} error(s): {fields}{more}",
+                         field=str(errors[0]["field"]) if errors else "body")
+        self.errors = errors
+
+
 # Most specific first: the first class the error is an instance of decides the answer.
 _PROBLEMS: Sequence[tuple[type[TrainabilityError], int, str, str]] = (
     (BudgetExceeded, 422, "budget-exceeded", "Spec exceeds a server budget"),
     (InvalidCursor, 422, "invalid-cursor", "Invalid pagination cursor"),
+    (InvalidDesign, 422, "invalid-design", "Layers do not fit the data"),
+    (InvalidSpec, 422, "invalid-spec", "Spec is not valid"),
     (InvalidRequest, 422, "invalid-request", "Invalid request"),
     (JobNotFound, 404, "not-found", "Experiment not found"),
     (JobStateConflict, 409, "conflict", "Experiment state conflict"),
@@ -112,6 +132,8 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, BudgetExceeded):
             error.update(limit=exc.limit, limit_value=exc.limit_value, value=exc.value)
         extra["errors"] = [error]
+    if isinstance(exc, InvalidSpec):  # the dry run: every error at once
+        extra["errors"] = exc.errors
     detail = str(exc)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(settings.retry_after_s)
@@ -158,27 +180,47 @@ def _best_path(parts: list[str | int], node: Any) -> tuple[list[str | int], floa
     return best
 
 
-async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    settings = _settings(request)
-    errors = []
-    for err in exc.errors():
+def invalid_request_entry(exc: InvalidRequest) -> dict[str, Any]:
+    """The ``errors`` entry of a refused field (a budget entry also names limit and value)."""
+    slug = next(g for cls, _s, g, _t in _PROBLEMS if isinstance(exc, cls))
+    entry: dict[str, Any] = {
+        "field": exc.field, "loc": [exc.location, *exc.field.split(".")], "in": exc.location,
+        "msg": str(exc), "type": slug,
+    }
+    if isinstance(exc, BudgetExceeded):
+        entry.update(limit=exc.limit, limit_value=exc.limit_value, value=exc.value)
+    return entry
+
+
+def validation_error_entries(errors: Sequence[Any], body: Any) -> list[dict[str, Any]]:
+    """``errors`` entries of pydantic errors whose ``loc`` starts with where the value was
+    (``body``, ``query``, ...); body paths drop union tags (:func:`field_path`)."""
+    entries = []
+    for err in errors:
         where, *loc = err.get("loc") or ("body",)
         msg = str(err.get("msg", "invalid"))
         if err.get("type") == "json_invalid":
             position = loc[0] if loc else "?"
             msg = f"malformed JSON at character {position}: {err.get('ctx', {}).get('error', '')}"
             loc = []
-        path = field_path(loc, exc.body) if where == "body" else loc
-        if where == "body" and not path and err.get("type") == "model_attributes_type":
+        path = field_path(loc, body) if where == "body" else loc
+        if where == "body" and not path and err.get("type") in ("model_attributes_type",
+                                                                  "model_type"):
             msg = "the body must be a JSON object (Content-Type: application/json)"
-        errors.append({
+        entries.append({
             "field": ".".join(str(p) for p in path) or str(where),
             "loc": [where, *path],
             "in": where,
             "msg": msg,
             "type": err.get("type", "value_error"),
         })
+    return entries
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    settings = _settings(request)
+    errors = validation_error_entries(exc.errors(), exc.body)
     fields = ", ".join(e["field"] for e in errors[:5])
     return problem(
         request, 422, type_=settings.problem_type_base + "validation-error",

@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from service.api.main import api_router
 from service.dispatch import CeleryDispatcher
 from service.errors import install_error_handlers
+from service.limits import BodySizeLimit
+from service.openapi import problem_openapi
 from service.settings import ServiceSettings, get_service_settings
 from worker.jobstore import store_from_settings
 from worker.registry import registry_from_settings
@@ -41,6 +43,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.dispatcher = dispatcher
     install_error_handlers(app)
     app.include_router(api_router)
+    # an oversized body is a 413 before the application reads it (service/limits.py)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
+                       problem_type_base=settings.problem_type_base)
+    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
     return app
 
 

@@ -18,6 +18,11 @@ class ServiceSettings(Settings):
     problem_type_base: str = Field(
         "urn:trainability:problem:", description="Prefix of problem+json ``type`` URIs."
     )
+    max_request_bytes: int = Field(
+        2_000_000, ge=1024,
+        description="Largest request body; larger ones are refused with 413 before they are "
+        "read. Keep it above max_inline_bytes plus room for the rest of the spec.",
+    )
 
 
 @lru_cache(maxsize=1)

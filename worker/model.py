@@ -31,6 +31,7 @@ from worker.spec import (
     ResidualLayer,
     analyze,
 )
+from worker.spec.shapes import projection_stride
 
 PROBED_TYPES = ("activation", "maxout", "residual", "rnn", "gru", "lstm")
 
@@ -182,7 +183,8 @@ class _Builder:
         projection: nn.Module | None = None
         if res_out != shape:
             if len(shape) == 3:
-                stride = shape[1] // res_out[1]
+                stride = projection_stride(shape, res_out)
+                assert stride is not None  # analyze() refused the spec otherwise
                 projection = nn.Conv2d(shape[0], res_out[0], 1, stride)
             else:
                 projection = nn.Linear(shape[-1], res_out[-1])

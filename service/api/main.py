@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.api.routes import experiments, health
+from service.api.routes import catalog, experiments, health, specs
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(experiments.router)
+api_router.include_router(specs.router)
+api_router.include_router(catalog.router)

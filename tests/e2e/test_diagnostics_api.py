@@ -10,12 +10,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
-
-FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
 def spec(depth: int, width: int, activation: str, init: str, **model: Any) -> dict[str, Any]:
@@ -46,25 +43,12 @@ SPECS = {
 
 
 @pytest.fixture(scope="module")
-def results(e2e_server) -> dict[str, dict[str, Any]]:
+def results(e2e_server, run_all) -> dict[str, dict[str, Any]]:
     with e2e_server.client() as client:
-        ids = {}
-        for key, doc in SPECS.items():
-            response = client.post("/v1/experiments", json=doc)
-            assert response.status_code == 202, response.text
-            ids[key] = response.json()["id"]
-        done: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + 300
-        while len(done) < len(ids) and time.monotonic() < deadline:
-            for key, job_id in ids.items():
-                if key not in done:
-                    job = client.get(f"/v1/experiments/{job_id}").json()
-                    if job["status"] in FINAL:
-                        assert job["status"] == "succeeded", job.get("error")
-                        done[key] = job["result"]
-            time.sleep(0.25)
-        assert set(done) == set(ids), f"not final: {sorted(set(ids) - set(done))}"
-        return done
+        jobs = run_all(client, SPECS)
+    for job in jobs.values():
+        assert job["status"] == "succeeded", job.get("error")
+    return {key: job["result"] for key, job in jobs.items()}
 
 
 def codes(

@@ -7,12 +7,9 @@ and that is a result (the job succeeds with ``outcome: diverged``), not a failur
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
-
-FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
 
 def mlp_spec(activation: str, init: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -35,37 +32,26 @@ SPECS = {
     "relu-kaiming": mlp_spec("relu", {"scheme": "kaiming_normal"}),
     # A deep linear net on a regression teacher with lr 50: the loss overflows within steps.
     "diverging": mlp_spec(
-        "identity", {"scheme": "default"},
+        "identity",
+        {"scheme": "default"},
         model={"family": "mlp", "depth": 8, "width": 32, "activation": "identity"},
-        data={"kind": "teacher", "task": "regression", "input_dim": 8, "output_dim": 2,
-              "n_train": 512, "n_val": 128},
+        data={
+            "kind": "teacher",
+            "task": "regression",
+            "input_dim": 8,
+            "output_dim": 2,
+            "n_train": 512,
+            "n_val": 128,
+        },
         optimizer={"lr": 50.0, "momentum": 0.9},
     ),
 }
 
 
 @pytest.fixture(scope="module")
-def finished(e2e_server) -> dict[str, dict[str, Any]]:
-    """Submit every spec at once, then poll until each job is final (the worker runs them
-    one after another)."""
+def finished(e2e_server, run_all):
     with e2e_server.client() as client:
-        ids = {}
-        for key, doc in SPECS.items():
-            response = client.post("/v1/experiments", json=doc)
-            assert response.status_code == 202, response.text
-            ids[key] = response.json()["id"]
-        jobs: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + 300
-        while len(jobs) < len(ids) and time.monotonic() < deadline:
-            for key, job_id in ids.items():
-                if key not in jobs:
-                    job = client.get(f"/v1/experiments/{job_id}").json()
-                    if job["status"] in FINAL:
-                        jobs[key] = job
-            time.sleep(0.25)
-        missing = sorted(set(ids) - set(jobs))
-        assert not missing, f"jobs not final after 300 s: {missing}"
-        return jobs
+        return run_all(client, SPECS)
 
 
 def test_deep_sigmoid_at_default_init_vanishes_at_step_0(finished):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import get_args
 
 import pytest
 import torch
@@ -12,24 +13,9 @@ from worker.activations import get_activation
 from worker.diagnostics.capture import capture
 from worker.diagnostics.slope import SlopeStats
 from worker.model import build_model
-from worker.spec import ActivationLayer
+from worker.spec import ActivationLayer, ActivationName
 
-ALL = [
-    "identity",
-    "relu",
-    "leaky_relu",
-    "elu",
-    "selu",
-    "gelu",
-    "silu",
-    "softplus",
-    "tanh",
-    "sigmoid",
-    "hard_tanh",
-    "sin",
-    "triangle",
-    "sawtooth",
-]
+ALL = list(get_args(ActivationName))
 N = 200_000
 
 

@@ -27,38 +27,20 @@ DiagnosticGroup = Literal[
 ]
 Preset = Literal["off", "basic", "standard", "full"]
 
+_BASIC: frozenset[DiagnosticGroup] = frozenset({"gradient_flow", "activations", "recurrent"})
+_STANDARD: frozenset[DiagnosticGroup] = _BASIC | {
+    "mean_field",
+    "update_ratio",
+    "local_linearity",
+    "alignment",
+    "interpolation",
+    "trajectory",
+}
 PRESETS: dict[Preset, frozenset[DiagnosticGroup]] = {
     "off": frozenset(),
-    "basic": frozenset({"gradient_flow", "activations", "recurrent"}),
-    "standard": frozenset(
-        {
-            "gradient_flow",
-            "activations",
-            "mean_field",
-            "recurrent",
-            "update_ratio",
-            "local_linearity",
-            "alignment",
-            "interpolation",
-            "trajectory",
-        }
-    ),
-    "full": frozenset(
-        {
-            "gradient_flow",
-            "activations",
-            "mean_field",
-            "recurrent",
-            "update_ratio",
-            "local_linearity",
-            "alignment",
-            "interpolation",
-            "trajectory",
-            "linearization_gap",
-            "sharpness",
-            "noise_scale",
-        }
-    ),
+    "basic": _BASIC,
+    "standard": _STANDARD,
+    "full": _STANDARD | {"linearization_gap", "sharpness", "noise_scale"},
 }
 
 

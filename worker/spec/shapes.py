@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from worker.spec.data import DataShape, data_shape
 from worker.spec.experiment import ExperimentSpec
@@ -32,6 +33,14 @@ from worker.spec.layers import (
 Shape = tuple[int, ...]
 Loc = tuple[str | int, ...]
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+InputKind = Literal["vector", "sequence", "image"]
+#: Rank of one example (batch excluded) of each kind of input.
+INPUT_RANK: dict[InputKind, int] = {"vector": 1, "sequence": 2, "image": 3}
+#: The input each family shorthand takes.
+FAMILY_INPUT: dict[str, InputKind] = {
+    "mlp": "vector", "resmlp": "vector", "cnn": "image",
+    "rnn": "sequence", "gru": "sequence", "lstm": "sequence",
+}
 BYTES_PER_FLOAT = 4
 
 
@@ -73,6 +82,15 @@ class Analysis:
     def memory_bytes(self, batch: int) -> int:
         """Weights, gradients and momentum buffers, plus stored activations for one batch."""
         return BYTES_PER_FLOAT * (3 * self.parameters + self.activation_floats_per_example * batch)
+
+
+def projection_stride(shape: Shape, out: Shape) -> int | None:
+    """The stride of a 1x1 convolution mapping image ``shape`` to ``out``'s height and width
+    (a 1x1 kernel with stride s gives ceil(side / s)), or None when no stride does."""
+    for stride in range(1, shape[1] + 1):
+        if -(-shape[1] // stride) == out[1] and -(-shape[2] // stride) == out[2]:
+            return stride
+    return None
 
 
 def body_layers(spec: ExperimentSpec, shape: DataShape) -> list[Layer]:
@@ -131,16 +149,11 @@ def _check_family_input(spec: ExperimentSpec, shape: DataShape) -> None:
     model = spec.model
     assert isinstance(model, FamilyModel)
     rank = len(shape.input_shape)
-    needs = {
-        "cnn": (3, "image"),
-        "rnn": (2, "sequence"),
-        "gru": (2, "sequence"),
-        "lstm": (2, "sequence"),
-    }.get(model.family, (1, "vector"))
-    if rank != needs[0]:
+    needs = FAMILY_INPUT[model.family]
+    if rank != INPUT_RANK[needs]:
         raise ShapeError(
             ("model", "family"),
-            f"family {model.family!r} needs {needs[1]} data, but data {spec.data.kind!r} gives "
+            f"family {model.family!r} needs {needs} data, but data {spec.data.kind!r} gives "
             f"examples of shape {shape.input_shape}",
         )
 
@@ -266,12 +279,7 @@ def _apply(  # noqa: C901 - one branch per layer type reads best as a flat dispa
         if body_out != shape:
             out = body_out
             if len(shape) == 3 and len(body_out) == 3:
-                stride = shape[1] // body_out[1] if body_out[1] else 0
-                if (
-                    stride < 1
-                    or -(-shape[1] // stride) != body_out[1]
-                    or (-(-shape[2] // stride) != body_out[2])
-                ):
+                if projection_stride(shape, body_out) is None:
                     raise fail(f"no 1x1 projection maps {shape} to the body's output {body_out}")
                 counts.parameters += shape[0] * body_out[0] + body_out[0]
                 counts.flops += 2 * shape[0] * math.prod(body_out)
