@@ -9,6 +9,9 @@ The hierarchy (domain part in ``worker/errors.py``; HTTP status on the right)::
     │   └── NotReady                     /readyz: a dependency or every worker is missing
     ├── JobStoreError                    500 the store answered with an unexpected error
     ├── JobNotFound                      404 unknown or expired experiment id
+    ├── SweepNotFound                    404 unknown or expired sweep id
+    ├── PlotUnavailable                  404 the result lacks what a plot needs
+    ├── ResultNotReady                   409 report or plot of a job without a result
     ├── JobStateConflict                 409 transition not allowed (final states are final)
     └── InvalidRequest                   422 refused input, names the field
         ├── InvalidCursor                    a pagination cursor we did not issue
@@ -41,10 +44,14 @@ from worker.errors import (
     InvalidCursor,
     InvalidDesign,
     InvalidRequest,
+    InvalidSweep,
     JobNotFound,
     JobStateConflict,
     JobStoreError,
+    PlotUnavailable,
+    ResultNotReady,
     StoreUnavailable,
+    SweepNotFound,
     TrainabilityError,
     Unavailable,
 )
@@ -77,10 +84,14 @@ class InvalidSpec(InvalidRequest):
 _PROBLEMS: Sequence[tuple[type[TrainabilityError], int, str, str]] = (
     (BudgetExceeded, 422, "budget-exceeded", "Spec exceeds a server budget"),
     (InvalidCursor, 422, "invalid-cursor", "Invalid pagination cursor"),
+    (InvalidSweep, 422, "invalid-sweep", "Invalid sweep points"),
     (InvalidDesign, 422, "invalid-design", "Layers do not fit the data"),
     (InvalidSpec, 422, "invalid-spec", "Spec is not valid"),
     (InvalidRequest, 422, "invalid-request", "Invalid request"),
     (JobNotFound, 404, "not-found", "Experiment not found"),
+    (SweepNotFound, 404, "sweep-not-found", "Sweep not found"),
+    (PlotUnavailable, 404, "plot-unavailable", "Plot not available"),
+    (ResultNotReady, 409, "no-result", "Experiment has no result"),
     (JobStateConflict, 409, "conflict", "Experiment state conflict"),
     (NotReady, 503, "not-ready", "Service not ready"),
     (StoreUnavailable, 503, "store-unavailable", "Job store unavailable"),
@@ -131,7 +142,7 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
         }
         if isinstance(exc, BudgetExceeded):
             error.update(limit=exc.limit, limit_value=exc.limit_value, value=exc.value)
-        extra["errors"] = [error]
+        extra["errors"] = exc.errors if isinstance(exc, InvalidSweep) else [error]
     if isinstance(exc, InvalidSpec):  # the dry run: every error at once
         extra["errors"] = exc.errors
     detail = str(exc)

@@ -18,6 +18,7 @@ from service.openapi import problem_openapi
 from service.settings import ServiceSettings, get_service_settings
 from worker.jobstore import store_from_settings
 from worker.registry import registry_from_settings
+from worker.sweepstore import sweep_store_from_settings
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -39,6 +40,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.sweeps = sweep_store_from_settings(settings)
     app.state.registry = registry_from_settings(settings)
     app.state.dispatcher = dispatcher
     install_error_handlers(app)

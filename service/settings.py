@@ -18,6 +18,9 @@ class ServiceSettings(Settings):
     problem_type_base: str = Field(
         "urn:trainability:problem:", description="Prefix of problem+json ``type`` URIs."
     )
+    max_sweep_points: int = Field(
+        64, ge=1, le=10_000, description="Most points (jobs) one sweep may expand to."
+    )
     max_request_bytes: int = Field(
         2_000_000, ge=1024,
         description="Largest request body; larger ones are refused with 413 before they are "

@@ -10,6 +10,9 @@ Third-party errors (Redis, kombu) are translated into these at the boundary with
     │   └── BrokerUnavailable    the task could not be enqueued
     ├── JobStoreError            the store answered but the operation failed       (500)
     ├── JobNotFound              unknown or expired job id                         (404)
+    ├── SweepNotFound            unknown or expired sweep id                       (404)
+    ├── PlotUnavailable          the result lacks what a plot or report needs      (404)
+    ├── ResultNotReady           the experiment has no result yet                  (409)
     ├── JobStateConflict         transition not allowed (final states are final)   (409)
     └── InvalidRequest           the request is well-formed but refused            (422)
         ├── InvalidCursor        a pagination cursor we did not issue
@@ -91,3 +94,53 @@ class BudgetExceeded(InvalidRequest):
         self.limit = limit
         self.limit_value = limit_value
         self.value = value
+
+
+class SweepNotFound(TrainabilityError):
+    """No sweep with this id (never created, or expired after the retention period)."""
+
+    def __init__(self, sweep_id: str) -> None:
+        super().__init__(f"no sweep with id {sweep_id!r}")
+        self.sweep_id = sweep_id
+
+
+class ResultNotReady(TrainabilityError):
+    """A report or plot was asked for an experiment that has no result (yet)."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"experiment {job_id} is {status} and has no result to show")
+        self.job_id = job_id
+        self.status = status
+
+
+class PlotUnavailable(TrainabilityError):
+    """The result does not hold what the plot needs (e.g. a diagnostic group was off)."""
+
+
+class SweepTooLarge(BudgetExceeded):
+    """The axes expand to more points than ``max_sweep_points``."""
+
+    def __init__(self, *, limit_value: int, value: int) -> None:
+        InvalidRequest.__init__(
+            self, f"max_sweep_points is {limit_value:,} but the axes expand to {value:,} points",
+            field="axes",
+        )
+        self.limit = "max_sweep_points"
+        self.limit_value = limit_value
+        self.value = value
+
+
+class InvalidSweep(InvalidRequest):
+    """Sweep points that fail spec validation or budgets; ``errors`` lists every problem.
+
+    Each error is a dict with ``field`` (dotted path inside the point's spec, prefixed by
+    ``points.<i>``), ``msg``, ``type``, the point's index and its varied values.
+    """
+
+    def __init__(self, errors: list[dict[str, object]]) -> None:
+        points = sorted({int(str(e["point"])) for e in errors if e.get("point") is not None})
+        shown = ", ".join(str(p) for p in points[:10])
+        message = (f"{len(points)} sweep point(s) invalid: {shown}" if points
+                   else f"{len(errors)} invalid sweep field(s)")
+        super().__init__(message, field=str(errors[0]["field"]) if errors else "axes")
+        self.errors = errors

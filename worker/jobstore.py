@@ -4,7 +4,7 @@ Torch-free; the service and the worker share it. Redis layout (``{p}`` = key pre
 
     {p}:job:{id}        hash   id, status, spec, name, queue, order, created_at, updated_at,
                                started_at, finished_at, attempts, worker,
-                               progress (JSON), result (JSON), error
+                               progress (JSON), result (JSON), error, sweep_id
     {p}:jobs            zset   every job id, score = order (listing: highest = newest first)
     {p}:jobs:{status}   zset   job ids in that status, same scores (status filter)
 
@@ -87,6 +87,7 @@ class JobRecord(JobSummary):
     progress: dict[str, Any] | None
     result: dict[str, Any] | None
     error: str | None
+    sweep_id: str | None = None  # the sweep this job is a point of (worker/sweepstore.py)
 
     @property
     def is_final(self) -> bool:
@@ -105,7 +106,9 @@ class JobStore(Protocol):
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""
 
-    def create(self, spec_json: str, *, name: str | None, queue: str) -> JobRecord:
+    def create(
+        self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None
+    ) -> JobRecord:
         """Record a new ``queued`` job and return it."""
 
     def get(self, job_id: str) -> JobRecord:
@@ -242,7 +245,9 @@ class RedisJobStore:
         with translate_redis_errors():
             self._r.ping()
 
-    def create(self, spec_json: str, *, name: str | None, queue: str) -> JobRecord:
+    def create(
+        self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None
+    ) -> JobRecord:
         job_id, now = new_job_id(), utcnow().isoformat()
         fields = {
             "id": job_id, "status": "queued", "spec": spec_json, "queue": queue,
@@ -251,6 +256,8 @@ class RedisJobStore:
         }
         if name is not None:
             fields["name"] = name
+        if sweep_id is not None:
+            fields["sweep_id"] = sweep_id
         keys = [self.job_key(job_id), self.index_key(), self.index_key("queued")]
         args: list[str | int] = [self._ttl, *(part for pair in fields.items() for part in pair)]
         with translate_redis_errors():
@@ -445,6 +452,7 @@ def _record(raw: Mapping[str, str]) -> JobRecord:
         progress=json.loads(raw.get("progress", "null")),
         result=json.loads(raw.get("result", "null")),
         error=raw.get("error") or None,
+        sweep_id=raw.get("sweep_id") or None,
     )
 
 

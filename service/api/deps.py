@@ -10,6 +10,7 @@ from service.dispatch import JobDispatcher
 from service.settings import ServiceSettings
 from worker.jobstore import JobStore
 from worker.registry import WorkerRegistry
+from worker.sweepstore import SweepStore
 
 
 def get_settings(request: Request) -> ServiceSettings:
@@ -24,6 +25,10 @@ def get_dispatcher(request: Request) -> JobDispatcher:
     return cast(JobDispatcher, request.app.state.dispatcher)
 
 
+def get_sweep_store(request: Request) -> SweepStore:
+    return cast(SweepStore, request.app.state.sweeps)
+
+
 def get_registry(request: Request) -> WorkerRegistry:
     return cast(WorkerRegistry, request.app.state.registry)
 
@@ -32,3 +37,4 @@ SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 DispatcherDep = Annotated[JobDispatcher, Depends(get_dispatcher)]
 RegistryDep = Annotated[WorkerRegistry, Depends(get_registry)]
+SweepStoreDep = Annotated[SweepStore, Depends(get_sweep_store)]

@@ -1,0 +1,246 @@
+"""Sweep operations behind ``/v1/sweeps``: plain functions over the job and sweep stores.
+
+Creating a sweep validates every point before writing anything, then writes every job record
+and the sweep record, and only then enqueues the jobs (a job is never in the broker before its
+record exists). A failed enqueue fails the jobs not yet sent, which a re-run can pick up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from service.dispatch import JobDispatcher
+from service.settings import ServiceSettings
+from service.sweep_schemas import (
+    RerunPoint,
+    SweepAccepted,
+    SweepCancelled,
+    SweepCreate,
+    SweepProgress,
+    SweepPublic,
+    SweepRerun,
+    SweepRow,
+    SweepSummary,
+    sweep_links,
+)
+from worker.budgets import check_budgets
+from worker.celery_app import queue_for
+from worker.errors import (
+    BrokerUnavailable,
+    InvalidRequest,
+    JobNotFound,
+    JobStateConflict,
+    TrainabilityError,
+)
+from worker.jobstore import FINAL_STATUSES, STATUSES, JobRecord, JobStore, utcnow
+from worker.spec import ExperimentSpec
+from worker.sweeps import (
+    Point,
+    Row,
+    check_size,
+    expand,
+    sort_rows,
+    sortable_columns,
+    table_row,
+    validate_points,
+)
+from worker.sweepstore import SweepPoint, SweepRecord, SweepStore, new_sweep_id
+
+
+def base_document(spec: ExperimentSpec) -> dict[str, Any]:
+    """The base spec as the client wrote it (fields it left out keep their defaults)."""
+    doc: dict[str, Any] = json.loads(spec.model_dump_json(exclude_unset=True))
+    return doc
+
+
+def varied_columns(record: SweepRecord) -> list[str]:
+    return (["variant"] if record.variants else []) + list(record.axes)
+
+
+def _points(body: SweepCreate, settings: ServiceSettings) -> list[Point]:
+    check_size(body.axes, body.variants, body.mode, settings.max_sweep_points)
+    for path in [*body.axes, *(p for sets in (body.variants or {}).values() for p in sets)]:
+        if path in ("spec_version",):
+            raise InvalidRequest(f"{path} cannot be varied", field=f"axes.{path}")
+    return expand(body.axes, body.variants, body.mode)
+
+
+def create_sweep(
+    body: SweepCreate,
+    *,
+    settings: ServiceSettings,
+    store: JobStore,
+    sweeps: SweepStore,
+    dispatcher: JobDispatcher,
+) -> SweepAccepted:
+    """Validate every point, record the jobs and the sweep, then enqueue the jobs."""
+    base = base_document(body.base)
+    points = validate_points(base, _points(body, settings),
+                             lambda spec: check_budgets(spec, settings))
+    sweep_id = new_sweep_id()
+    jobs: list[tuple[str, str]] = []  # (job id, queue)
+    for vp in points:
+        queue = queue_for(vp.spec.training.device, settings)
+        job = store.create(vp.spec.model_dump_json(), name=vp.spec.name, queue=queue,
+                           sweep_id=sweep_id)
+        jobs.append((job.id, queue))
+    now = utcnow()
+    sweeps.create(SweepRecord(
+        id=sweep_id, name=body.name, mode=body.mode, base=base,
+        axes={k: list(v) for k, v in body.axes.items()},
+        variants={k: dict(v) for k, v in body.variants.items()} if body.variants else None,
+        points=[SweepPoint(index=vp.point.index, values=vp.point.values, job_ids=[job_id])
+                for vp, (job_id, _) in zip(points, jobs, strict=True)],
+        created_at=now, updated_at=now,
+    ))
+    _enqueue_all(store, dispatcher, jobs)
+    return SweepAccepted(id=sweep_id, points=len(jobs), job_ids=[j for j, _ in jobs],
+                         links=sweep_links(sweep_id))
+
+
+def _enqueue_all(store: JobStore, dispatcher: JobDispatcher, jobs: list[tuple[str, str]]) -> None:
+    for n, (job_id, queue) in enumerate(jobs):
+        try:
+            dispatcher.enqueue(job_id, queue=queue)
+        except BrokerUnavailable as exc:
+            for left, _ in jobs[n:]:  # best effort: the 503 is what matters
+                with contextlib.suppress(TrainabilityError):
+                    store.finish(left, "failed", error=f"not enqueued: {exc}")
+            raise
+
+
+@dataclass
+class PointState:
+    point: SweepPoint
+    job: JobRecord | None  # None: the job record expired
+
+
+def point_states(store: JobStore, record: SweepRecord) -> list[PointState]:
+    states = []
+    for point in record.points:
+        job = None
+        if point.job_ids:
+            with contextlib.suppress(JobNotFound):
+                job = store.get(point.job_ids[-1])
+        states.append(PointState(point=point, job=job))
+    return states
+
+
+def rows_of(states: Iterable[PointState]) -> list[Row]:
+    rows = []
+    for s in states:
+        status = s.job.status if s.job is not None else "expired"
+        result = s.job.result if s.job is not None else None
+        rows.append(table_row(s.point.index, s.point.values, s.point.job_ids, status, result))
+    return rows
+
+
+def progress_of(rows: list[Row]) -> SweepProgress:
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    ended = FINAL_STATUSES | {"expired"}
+    final = sum(n for status, n in counts.items() if status in ended)
+    return SweepProgress(total=len(rows), final=final, by_status=counts, done=final == len(rows))
+
+
+def summary_of(record: SweepRecord) -> SweepSummary:
+    return SweepSummary(
+        id=record.id, name=record.name, mode="zip" if record.mode == "zip" else "grid",
+        points=len(record.points), varied=varied_columns(record), created_at=record.created_at,
+        updated_at=record.updated_at, links=sweep_links(record.id),
+    )
+
+
+def sweep_view(
+    store: JobStore, record: SweepRecord, *, sort: str = "point", order: str = "asc"
+) -> SweepPublic:
+    """The sweep with its progress and its table sorted by ``sort``."""
+    columns = sortable_columns(varied_columns(record))
+    if sort not in columns:
+        raise InvalidRequest(
+            f"cannot sort by {sort!r}; columns: {', '.join(columns)}", field="sort",
+            location="query",
+        )
+    rows = rows_of(point_states(store, record))
+    progress = progress_of(rows)
+    rows = sort_rows(rows, sort, descending=order == "desc")
+    return SweepPublic(
+        **summary_of(record).model_dump(),
+        base=record.base, axes=record.axes, variants=record.variants, progress=progress,
+        sort=sort, order="desc" if order == "desc" else "asc", columns=columns,
+        table=[SweepRow.model_validate(row, from_attributes=True) for row in rows],
+    )
+
+
+# --- cancel and re-run ---------------------------------------------------------------------
+
+CANCEL_REASON = "cancelled with its sweep"
+
+
+def cancel_job(store: JobStore, job_id: str) -> bool:
+    """Ask a job to stop; False when it had already ended.
+
+    Uses the store's cooperative cancel flag when the store has one (``request_cancel``);
+    otherwise the job is moved to ``cancelled`` directly: a queued job's task then finds it
+    final and does nothing, and a running one stops at its next progress write, which the
+    store refuses once the job is final (``execution.ProgressReporter``).
+    """
+    request_cancel: Callable[..., Any] | None = getattr(store, "request_cancel", None)
+    if request_cancel is not None:
+        try:
+            request_cancel(job_id)
+        except JobStateConflict:
+            return False
+        return True
+    try:
+        store.finish(job_id, "cancelled", error=CANCEL_REASON)
+    except JobStateConflict:
+        return False
+    return True
+
+
+def cancel_sweep(store: JobStore, record: SweepRecord) -> SweepCancelled:
+    cancelled, already_final = [], 0
+    for state in point_states(store, record):
+        job = state.job
+        if job is None or job.is_final or not cancel_job(store, job.id):
+            already_final += 1
+        else:
+            cancelled.append(job.id)
+    return SweepCancelled(id=record.id, cancelled=cancelled, already_final=already_final)
+
+
+def rerun_sweep(
+    record: SweepRecord,
+    statuses: Iterable[str],
+    *,
+    settings: ServiceSettings,
+    store: JobStore,
+    sweeps: SweepStore,
+    dispatcher: JobDispatcher,
+) -> SweepRerun:
+    """A new job for every point whose current job ended in one of ``statuses``."""
+    wanted = set(statuses)
+    states = [s for s in point_states(store, record)
+              if s.job is not None and s.job.status in wanted]
+    by_index = {p.index: p for p in expand(record.axes, record.variants,
+                                          "zip" if record.mode == "zip" else "grid")}
+    chosen = [by_index[s.point.index] for s in states]
+    validated = validate_points(record.base, chosen, lambda spec: check_budgets(spec, settings))
+    jobs: list[tuple[str, str]] = []
+    rerun = []
+    for state, vp in zip(states, validated, strict=True):
+        queue = queue_for(vp.spec.training.device, settings)
+        job = store.create(vp.spec.model_dump_json(), name=vp.spec.name, queue=queue,
+                           sweep_id=record.id)
+        sweeps.add_job(record.id, vp.point.index, job.id)
+        jobs.append((job.id, queue))
+        rerun.append(RerunPoint(point=vp.point.index, job_id=job.id,
+                                previous_job_id=state.job.id if state.job else None))
+    _enqueue_all(store, dispatcher, jobs)
+    return SweepRerun(id=record.id, rerun=rerun)
