@@ -21,7 +21,7 @@ def env_name(name: str, field: FieldInfo) -> str:
 def rows() -> list[tuple[str, str, str]]:
     out = []
     for name, field in ServiceSettings.model_fields.items():
-        default = field.default if field.default_factory is None else field.default_factory()
+        default = field.get_default(call_default_factory=True)
         out.append((env_name(name, field), repr(default), field.description or ""))
     return out
 
