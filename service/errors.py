@@ -135,16 +135,10 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     status, slug, title = next((s, g, t) for cls, s, g, t in _PROBLEMS if isinstance(exc, cls))
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
-    if isinstance(exc, InvalidRequest):
-        error: dict[str, Any] = {
-            "field": exc.field, "loc": [exc.location, *exc.field.split(".")], "in": exc.location,
-            "msg": str(exc), "type": slug,
-        }
-        if isinstance(exc, BudgetExceeded):
-            error.update(limit=exc.limit, limit_value=exc.limit_value, value=exc.value)
-        extra["errors"] = exc.errors if isinstance(exc, InvalidSweep) else [error]
-    if isinstance(exc, InvalidSpec):  # the dry run: every error at once
+    if isinstance(exc, InvalidSweep | InvalidSpec):  # every error of the request, listed
         extra["errors"] = exc.errors
+    elif isinstance(exc, InvalidRequest):
+        extra["errors"] = [invalid_request_entry(exc)]
     detail = str(exc)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(settings.retry_after_s)
@@ -194,8 +188,9 @@ def _best_path(parts: list[str | int], node: Any) -> tuple[list[str | int], floa
 def invalid_request_entry(exc: InvalidRequest) -> dict[str, Any]:
     """The ``errors`` entry of a refused field (a budget entry also names limit and value)."""
     slug = next(g for cls, _s, g, _t in _PROBLEMS if isinstance(exc, cls))
+    path = [int(p) if p.isdigit() else p for p in exc.field.split(".")]  # list indexes: ints
     entry: dict[str, Any] = {
-        "field": exc.field, "loc": [exc.location, *exc.field.split(".")], "in": exc.location,
+        "field": exc.field, "loc": [exc.location, *path], "in": exc.location,
         "msg": str(exc), "type": slug,
     }
     if isinstance(exc, BudgetExceeded):

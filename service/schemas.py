@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from worker.jobstore import JobRecord, JobStatus, JobSummary
+from worker.result import ExperimentResult
 from worker.spec import ExperimentSpec
+
+log = logging.getLogger(__name__)
 
 #: The body of ``POST /v1/experiments`` is the design spec itself.
 ExperimentCreate = ExperimentSpec
@@ -61,19 +65,37 @@ class ExperimentPublic(ExperimentSummary):
     )
     worker: str | None = Field(description="Celery node that ran the latest attempt.")
     spec: dict[str, Any]
-    result: dict[str, Any] | None = Field(description="The result JSON, once succeeded.")
+    result: ExperimentResult | None = Field(
+        description="The result once final: complete when succeeded, partial when timed out "
+        "or cancelled during training."
+    )
     error: str | None = Field(description="Why the job failed, timed out or was cancelled.")
 
     @classmethod
     def from_record(cls, job: JobRecord) -> ExperimentPublic:
+        result, error = _public_result(job), job.error
+        if result is None and job.is_final and job.result is not None and error is None:
+            error = "the stored result does not match this server's result schema"
         return cls(
             **ExperimentSummary.from_summary(job).model_dump(),
             progress=job.progress,
             worker=job.worker,
             spec=json.loads(job.spec),
-            result=job.result if job.is_final else None,
-            error=job.error,
+            result=result,
+            error=error,
         )
+
+
+def _public_result(job: JobRecord) -> ExperimentResult | None:
+    """The stored result as the documented model; None (logged) when a worker of another
+    version wrote a result this server cannot describe, so the job itself stays readable."""
+    if not job.is_final or job.result is None:
+        return None
+    try:
+        return ExperimentResult.model_validate(job.result)
+    except ValidationError as exc:
+        log.warning("job %s: stored result does not match the result schema: %s", job.id, exc)
+        return None
 
 
 class ExperimentsPage(BaseModel):
@@ -87,6 +109,9 @@ class ProblemError(BaseModel):
     in_: Literal["body", "query", "path", "header", "cookie"] = Field(alias="in")
     msg: str
     type: str
+    limit: str | None = Field(None, description="Budget errors: the setting, e.g. max_parameters.")
+    limit_value: int | None = Field(None, description="Budget errors: the server's limit.")
+    value: int | None = Field(None, description="Budget errors: what the spec requires.")
 
 
 class Problem(BaseModel):
@@ -98,6 +123,11 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[ProblemError] | None = None
+    limit: str | None = Field(None, description="413: max_request_bytes.")
+    limit_value: int | None = Field(None, description="413: the largest body accepted, bytes.")
+    value: int | None = Field(
+        None, description="413: the declared Content-Length, or the bytes received so far."
+    )
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -214,3 +214,13 @@ def live_api(redis_server: RedisServer) -> Iterator[type[LiveServer]]:
                 setup(self.app)
 
     yield OwnServer
+
+
+@pytest.fixture(scope="session")
+def server_with(redis_server: RedisServer):
+    """``with server_with(max_parameters=10) as server``: the API on ``API_DB`` with settings
+    overrides (e.g. small budgets), on its own port."""
+    def make(**overrides) -> LiveServer:
+        return LiveServer(make_settings(redis_server, API_DB, **overrides))
+
+    return make

@@ -30,6 +30,36 @@ def spec_doc() -> Callable[..., dict[str, Any]]:
     return _small_spec
 
 
+def _minimal_result(outcome: str = "completed") -> dict[str, Any]:
+    """The smallest result that matches ``worker.result.ExperimentResult`` (what a worker
+    writes; the API answers with it as that model)."""
+    return {
+        "summary": {
+            "outcome": outcome, "steps": 5, "planned_steps": 5, "epochs": 1.25,
+            "batch_size": 16, "diverged_at_step": None, "task": "classification",
+            "wall_time_s": 0.5, "train_time_s": 0.25, "samples_per_s": 320.0, "device": "cpu",
+            "final_train_loss": 0.6, "final_val_loss": 0.7, "final_train_accuracy": 0.5,
+            "final_val_accuracy": 0.5,
+        },
+        "curves": {"step": [0, 5], "train_loss": [0.7, 0.6], "eval_step": [5],
+                   "train_eval_loss": [0.6], "val_loss": [0.7], "train_accuracy": [0.5],
+                   "val_accuracy": [0.5]},
+        "model": {"spec": {"family": "mlp", "depth": 2, "width": 8}, "layers": [],
+                  "head": {"type": "linear", "out": 2, "bias": True}, "shapes": [],
+                  "parameters": 138, "flops_per_example": 256},
+        "environment": {"torch_version": "2.13.0", "python_version": "3.11.7", "device": "cpu",
+                        "device_name": "x86_64", "seed": 0, "spec_hash": "0" * 64,
+                        "cpu_threads": 1},
+        "findings": [],
+    }
+
+
+@pytest.fixture
+def result_doc() -> Callable[..., dict[str, Any]]:
+    """The smallest valid result document (see ``_minimal_result``)."""
+    return _minimal_result
+
+
 class Broker:
     """What reached Redis: Celery messages in the queue lists, and our job keys."""
 

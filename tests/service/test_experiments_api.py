@@ -162,7 +162,7 @@ def test_unknown_route_and_method_are_problems(api):
     assert "allow" in response.headers
 
 
-def test_final_job_shows_its_result(api, api_server, spec_doc):
+def test_final_job_shows_its_result(api, api_server, spec_doc, result_doc):
     store = api_server.app.state.store
     job_id = api.post("/v1/experiments", json=spec_doc()).json()["id"]
     record = store.start(job_id, worker="w1")
@@ -173,11 +173,27 @@ def test_final_job_shows_its_result(api, api_server, spec_doc):
     assert running["progress"] == {"step": 3, "total_steps": 5}
     assert running["result"] is None
 
-    store.finish(job_id, "succeeded", attempt=1, result={"summary": {"outcome": "completed"}})
+    store.finish(job_id, "succeeded", attempt=1, result=result_doc())
     done = api.get(f"/v1/experiments/{job_id}").json()
     assert done["status"] == "succeeded"
-    assert done["result"] == {"summary": {"outcome": "completed"}}
+    assert done["result"]["summary"] == result_doc()["summary"]
+    assert done["result"]["findings"] == []
     assert done["finished_at"] is not None
+
+
+def test_a_stored_result_the_schema_cannot_describe_leaves_the_job_readable(
+    api, api_server, spec_doc
+):
+    store = api_server.app.state.store
+    job_id = api.post("/v1/experiments", json=spec_doc()).json()["id"]
+    store.start(job_id, worker="w1")
+    store.finish(job_id, "succeeded", attempt=1, result={"summary": {"outcome": "completed"}})
+
+    response = api.get(f"/v1/experiments/{job_id}")
+    assert response.status_code == 200, response.text
+    done = response.json()
+    assert done["status"] == "succeeded" and done["result"] is None
+    assert "result schema" in done["error"]
 
 
 # --- listing --------------------------------------------------------------------------------
