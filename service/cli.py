@@ -23,6 +23,7 @@ from types import FrameType
 
 import redis
 
+from trainability_client.cli import CLIENT_COMMANDS, add_commands, run_command
 from worker.settings import DEFAULT_REDIS_URL, QUEUES
 
 DEFAULT_QUEUES = ",".join(QUEUES)
@@ -197,7 +198,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="trainability", description="Run the trainability API, a worker, or everything."
+        prog="trainability",
+        description="Run the trainability API, a worker, or everything; or use a running "
+        "service (submit, status, result, cancel, sweep, report).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -222,12 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--queues", default=DEFAULT_QUEUES)
     run.add_argument("--concurrency", type=int, default=1)
     run.set_defaults(func=cmd_run)
+    # Client commands (submit, status, result, cancel, sweep, report): HTTP only, no server
+    # imports (trainability_client/cli.py).
+    add_commands(sub)
     parser.epilog = f"Redis comes from REDIS_URL (default {DEFAULT_REDIS_URL})."
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        return run_command(args.func, args)
     result: int = args.func(args)
     return result
 

@@ -15,6 +15,7 @@ from service.dispatch import CeleryDispatcher
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
 from service.openapi import problem_openapi
+from service.openapi_docs import client_ready, operation_id
 from service.settings import ServiceSettings, get_service_settings
 from worker.jobstore import store_from_settings
 from worker.registry import registry_from_settings
@@ -37,6 +38,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Measure how easy a neural-network design is to optimize.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,  # stable ids: the route function's name
     )
     app.state.settings = settings
     app.state.store = store
@@ -48,7 +50,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     # an oversized body is a 413 before the application reads it (service/limits.py)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        problem_type_base=settings.problem_type_base)
-    app.openapi = problem_openapi(app)  # type: ignore[method-assign]
+    app.openapi = client_ready(problem_openapi(app))  # type: ignore[method-assign]
     return app
 
 

@@ -70,6 +70,7 @@ class ExperimentPublic(ExperimentSummary):
         "or cancelled during training."
     )
     error: str | None = Field(description="Why the job failed, timed out or was cancelled.")
+    sweep_id: str | None = Field(None, description="The sweep this experiment is a point of.")
 
     @classmethod
     def from_record(cls, job: JobRecord) -> ExperimentPublic:
@@ -83,6 +84,7 @@ class ExperimentPublic(ExperimentSummary):
             spec=json.loads(job.spec),
             result=result,
             error=error,
+            sweep_id=job.sweep_id,
         )
 
 

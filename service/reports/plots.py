@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402  (after the backend is chosen)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from worker.errors import PlotUnavailable  # noqa: E402
 from worker.sweeps import LOG_COLUMNS, METRICS, Row, format_value  # noqa: E402
@@ -123,7 +124,7 @@ def gains(result: Mapping[str, Any]) -> Figure:
     ax.axhline(1.0, color="grey", linewidth=1)
     if _wide([_num(g) for p in chosen for g in p["gains"]] + [1.0]):
         ax.set_yscale("log")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer transition l -> l+1 (input side first)")
     ax.set_ylabel("gain rms[l] / rms[l+1]")
     ax.set_title("Per-layer gradient gain")

@@ -1,0 +1,404 @@
+"""Client commands of the ``trainability`` CLI: submit, status, result, cancel, sweep, report.
+
+They talk to a running service over HTTP (``--url`` / ``$TRAINABILITY_URL``, ``--api-key`` /
+``$TRAINABILITY_API_KEY``) and import nothing of the server. Exit codes::
+
+    0  ok                              4  service unavailable (503, or no connection)
+    1  the experiment or a sweep       5  not authorized (401, 403)
+       point failed / other error      6  --wait timed out
+    2  usage or validation error (422)
+    3  not found (404)
+
+Progress goes to stderr (a live ANSI line on a terminal, plain lines otherwise); results go to
+stdout, as JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from trainability_client.client import Client
+from trainability_client.errors import (
+    ConnectionFailed,
+    Forbidden,
+    NotFound,
+    TrainabilityError,
+    Unauthorized,
+    Unavailable,
+    ValidationFailed,
+    WaitTimeout,
+)
+from trainability_client.models import Experiment, Sweep, SweepRow
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_AUTH, EXIT_TIMEOUT = (
+    0, 1, 2, 3, 4, 5, 6,
+)
+CLIENT_COMMANDS = ("submit", "status", "result", "cancel", "sweep", "report")
+
+
+def err(message: str) -> None:
+    print(f"trainability: {message}", file=sys.stderr, flush=True)
+
+
+# --- formatting ----------------------------------------------------------------------------
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
+            return f"{value:.2e}"
+        return f"{value:.4g}"
+    if isinstance(value, str | int):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+TABLE_COLUMNS = (
+    ("status", "status"), ("outcome", "outcome"), ("final_train_loss", "train_loss"),
+    ("final_val_loss", "val_loss"), ("grad_ratio_init", "grad@0"), ("grad_ratio_end", "grad@end"),
+    ("verdict_init", "verdict@0"), ("alignment_mean", "align"), ("mli_largest_bump", "mli_bump"),
+    ("findings_critical", "crit"), ("findings_warning", "warn"), ("findings_info", "info"),
+)
+
+
+def format_table(varied: Sequence[str], rows: Sequence[SweepRow]) -> str:
+    """A plain-text table: the varied columns, then the metrics."""
+    headers = [*varied, *(h for _, h in TABLE_COLUMNS)]
+    cells = [[fmt(r.get(c)) for c in varied] + [fmt(r.get(c)) for c, _ in TABLE_COLUMNS]
+             for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) if i < len(varied) else v.rjust(w)
+                         for i, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+class ProgressLine:
+    """Live progress on stderr: one redrawn ANSI line on a terminal, sparse lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.width = width
+        self._last_plain: tuple[str, int] | None = None
+        self._last_time = 0.0
+
+    def experiment(self, job: Experiment) -> None:
+        p = job.progress or {}
+        step, total = p.get("step"), p.get("total_steps")
+        parts = [job.status]
+        if isinstance(step, int) and isinstance(total, int) and total > 0:
+            done = min(step / total, 1.0)
+            filled = int(done * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            parts.append(f"[{bar}] {step}/{total}")
+            if isinstance(p.get("train_loss"), int | float):
+                parts.append(f"loss {p['train_loss']:.4g}")
+            elapsed = p.get("elapsed_s")
+            if isinstance(elapsed, int | float) and 0 < step < total:
+                parts.append(f"ETA {elapsed * (total - step) / step:.0f}s")
+        self._show(" ".join(parts), job.status, int(step or 0), job.is_final)
+
+    def sweep(self, sweep: Sweep) -> None:
+        final = sum(n for s, n in sweep.by_status.items()
+                    if s not in ("queued", "running"))
+        filled = int(final / max(sweep.points, 1) * self.width)
+        counts = ", ".join(f"{s} {n}" for s, n in sweep.by_status.items() if n)
+        bar = "#" * filled + "-" * (self.width - filled)
+        text = f"sweep [{bar}] {final}/{sweep.points} ({counts})"
+        self._show(text, "", final, sweep.done)
+
+    def _show(self, text: str, status: str, step: int, final: bool) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+            self.stream.flush()
+            return
+        now = time.monotonic()
+        key = (status, step)
+        if key != self._last_plain and (final or now - self._last_time >= 2.0
+                                         or self._last_plain is None
+                                         or self._last_plain[0] != status):
+            print(text, file=self.stream, flush=True)
+            self._last_plain, self._last_time = key, now
+
+
+# --- commands ------------------------------------------------------------------------------
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.url, api_key=args.api_key, timeout=args.http_timeout)
+
+
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=False))
+
+
+def _job_exit(job: Experiment) -> int:
+    return EXIT_OK if job.status == "succeeded" else EXIT_FAILED
+
+
+def _describe(job: Experiment) -> str:
+    lines = [f"experiment {job.id}  {job.status}" + (f"  ({job.name})" if job.name else "")]
+    if job.error:
+        lines.append(f"  error: {job.error}")
+    result = job.result or {}
+    summary = result.get("summary") or {}
+    if summary:
+        lines.append(
+            f"  outcome {summary.get('outcome')}, {summary.get('steps')} steps, "
+            f"train loss {fmt(summary.get('final_train_loss'))}, "
+            f"val loss {fmt(summary.get('final_val_loss'))}, "
+            f"val accuracy {fmt(summary.get('final_val_accuracy'))}"
+        )
+    probes = (result.get("gradient_flow") or {}).get("probes") or []
+    if probes:
+        first, last = probes[0], probes[-1]
+        lines.append(
+            f"  gradient flow: end-to-end ratio {fmt(first.get('end_to_end_ratio'))} at step 0 "
+            f"({first.get('verdict')}), {fmt(last.get('end_to_end_ratio'))} at step "
+            f"{last.get('step')} ({last.get('verdict')})"
+        )
+    for finding in result.get("findings") or []:
+        lines.append(f"  [{finding.get('severity')}] {finding.get('message')}")
+    if not result and job.progress:
+        p = job.progress
+        lines.append(f"  step {p.get('step')}/{p.get('total_steps')}, "
+                     f"loss {fmt(p.get('train_loss'))}")
+    return "\n".join(lines)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.submit(args.spec, idempotency_key=args.idempotency_key)
+        if not args.json:
+            err(f"submitted experiment {job.id}")
+        if args.wait:
+            bar = None if args.json else ProgressLine()
+            job = client.wait(job.id, timeout=args.timeout,
+                              on_progress=bar.experiment if bar else None)
+        if args.json:
+            _print_json(job.raw)
+        else:
+            print(_describe(job) if args.wait else job.id)
+        return _job_exit(job) if args.wait else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get(args.id)
+    if args.json:
+        _print_json({k: v for k, v in job.raw.items() if k != "result"})
+    else:
+        print(_describe(job).splitlines()[0] + "".join(
+            f"\n  step {job.progress.get('step')}/{job.progress.get('total_steps')}"
+            for _ in [0] if job.progress))
+    return EXIT_OK
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get(args.id)
+    if args.json:
+        if job.result is None:
+            err(f"experiment {job.id} is {job.status} and has no result"
+                + (f": {job.error}" if job.error else ""))
+            return EXIT_FAILED
+        _print_json(job.result)
+    else:
+        print(_describe(job))
+    return _job_exit(job) if job.is_final else EXIT_FAILED
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.cancel(args.id)
+    print(f"experiment {job.id}  {job.status}")
+    return EXIT_OK
+
+
+def parse_value(text: str) -> Any:
+    """An axis value: JSON when it parses (2, 0.5, true, null, "x"), else the plain string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_axis(text: str) -> tuple[str, list[Any]]:
+    path, sep, values = text.partition("=")
+    if not sep or not path or not values:
+        raise argparse.ArgumentTypeError(f"--axis wants PATH=V1,V2,...; got {text!r}")
+    return path.strip(), [parse_value(v.strip()) for v in values.split(",")]
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
+    label, sep, settings = text.partition(":")
+    if not sep or not label or not settings:
+        raise argparse.ArgumentTypeError(
+            f"--variant wants LABEL:PATH=V,PATH=V; got {text!r}")
+    fields: dict[str, Any] = {}
+    for item in settings.split(","):
+        path, eq, value = item.partition("=")
+        if not eq or not path:
+            raise argparse.ArgumentTypeError(f"--variant setting {item!r} is not PATH=VALUE")
+        fields[path.strip()] = parse_value(value.strip())
+    return label.strip(), fields
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    axes = dict(args.axis or [])
+    variants = dict(args.variant or []) or None
+    with _client(args) as client:
+        accepted = client.create_sweep(args.base, axes, variants=variants, mode=args.mode,
+                                       name=args.name)
+        if not args.json:
+            err(f"sweep {accepted.id}: {accepted.points} experiments queued")
+        if args.wait:
+            bar = None if args.json else ProgressLine()
+            sweep = client.wait_sweep(accepted.id, timeout=args.timeout,
+                                      on_progress=bar.sweep if bar else None,
+                                      sort=args.sort, order=args.order)
+        else:
+            sweep = client.sweep(accepted.id, sort=args.sort, order=args.order)
+    if args.json:
+        _print_json(sweep.raw)
+    else:
+        print(f"sweep {sweep.id}" + (f"  ({sweep.name})" if sweep.name else ""))
+        print(format_table(sweep.varied, sweep.table))
+    failed = any(r.status in ("failed", "timed_out", "expired") for r in sweep.table)
+    return EXIT_FAILED if args.wait and failed else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        try:
+            page = client.report(args.id)
+        except NotFound:
+            page = client.sweep_report(args.id)  # the id may be a sweep's
+    if args.out:
+        Path(args.out).write_text(page)
+        err(f"report written to {args.out}")
+    else:
+        sys.stdout.write(page)
+    return EXIT_OK
+
+
+# --- wiring --------------------------------------------------------------------------------
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=None,
+                        help="service URL (default $TRAINABILITY_URL or http://127.0.0.1:8000)")
+    common.add_argument("--api-key", default=None,
+                        help="API key (default $TRAINABILITY_API_KEY)")
+    common.add_argument("--http-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
+    return common
+
+
+def add_commands(sub: Any) -> None:
+    """Add the client commands to an ``add_subparsers()`` object."""
+    common = _common()
+
+    p = sub.add_parser("submit", parents=[common], help="submit a spec (JSON file)")
+    p.add_argument("spec", help="path to the spec JSON")
+    p.add_argument("--wait", action="store_true", help="wait for the result, showing progress")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout (for scripts)")
+    p.add_argument("--idempotency-key", default=None)
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to --wait")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", parents=[common], help="an experiment's status and progress")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("result", parents=[common], help="an experiment's result")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true", help="the whole result JSON")
+    p.set_defaults(func=cmd_result)
+
+    p = sub.add_parser("cancel", parents=[common], help="cancel an experiment")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("sweep", parents=[common], help="run a sweep over spec fields; print "
+                       "the comparison table")
+    p.add_argument("base", help="path to the base spec JSON")
+    p.add_argument("--axis", action="append", type=parse_axis, metavar="PATH=V1,V2,...",
+                   help="vary a spec field, e.g. model.depth=2,8,16 (repeatable)")
+    p.add_argument("--variant", action="append", type=parse_variant,
+                   metavar="LABEL:PATH=V,...",
+                   help="a named bundle of settings, e.g. "
+                   "'relu+res:model.activation=relu,model.residual=true' (repeatable)")
+    p.add_argument("--mode", choices=("grid", "zip"), default="grid")
+    p.add_argument("--name", default=None)
+    p.add_argument("--wait", action="store_true", help="wait until every point has ended")
+    p.add_argument("--sort", default="point", help="table column to sort by")
+    p.add_argument("--order", choices=("asc", "desc"), default="asc")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds to --wait")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", parents=[common], help="HTML report of an experiment or sweep")
+    p.add_argument("id")
+    p.add_argument("--out", default=None, help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_report)
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a client command; map errors to clear messages and exit codes."""
+    try:
+        return func(args)
+    except ValidationFailed as exc:
+        err(f"refused: {exc.detail or exc}")
+        for e in exc.errors:
+            where = e.get("field")
+            point = f" (point {e['point']}: {fmt(e.get('values'))})" if "point" in e else ""
+            err(f"  {where}: {e.get('msg')}{point}")
+        return EXIT_USAGE
+    except NotFound as exc:
+        err(f"not found: {exc.detail or exc}")
+        return EXIT_NOT_FOUND
+    except ConnectionFailed as exc:
+        err(f"unavailable: {exc}")
+        return EXIT_UNAVAILABLE
+    except Unavailable as exc:
+        wait = f"; retry after {exc.retry_after:.0f} s" if exc.retry_after else ""
+        err(f"unavailable: {exc.detail or exc}{wait}")
+        return EXIT_UNAVAILABLE
+    except (Unauthorized, Forbidden) as exc:
+        err(f"not authorized: {exc.detail or exc} (set --api-key or TRAINABILITY_API_KEY)")
+        return EXIT_AUTH
+    except WaitTimeout as exc:
+        err(str(exc))
+        return EXIT_TIMEOUT
+    except TrainabilityError as exc:
+        err(str(exc))
+        return EXIT_FAILED
+    except (OSError, ValueError) as exc:  # a missing or malformed spec file
+        err(f"cannot read input: {exc}")
+        return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m trainability_client.cli``: the client commands alone."""
+    parser = argparse.ArgumentParser(prog="trainability", description="trainability client")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return run_command(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""``Client`` (sync) and ``AsyncClient`` over httpx: every call of the trainability API.
+
+Both take the base URL (default ``$TRAINABILITY_URL``, else http://127.0.0.1:8000) and an API
+key (default ``$TRAINABILITY_API_KEY``, sent as ``Authorization: Bearer``). A non-2xx answer
+raises the typed error of ``trainability_client.errors``; no answer at all raises
+``ConnectionFailed``. ``wait`` polls with exponential backoff (honouring ``Retry-After`` on 503
+and 429 while it waits) until the experiment is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import httpx
+
+from trainability_client.errors import (
+    ConnectionFailed,
+    RateLimited,
+    TrainabilityError,
+    Unavailable,
+    WaitTimeout,
+    error_from_response,
+)
+from trainability_client.models import Experiment, Sweep, SweepAccepted
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+SpecLike = Mapping[str, Any] | str | Path
+ProgressCallback = Callable[[Experiment], None]
+SweepCallback = Callable[[Sweep], None]
+PlotFormat = Literal["png", "svg"]
+
+
+def load_spec(spec: SpecLike) -> dict[str, Any]:
+    """A spec document from a mapping, a JSON string, or a path to a JSON file."""
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if isinstance(spec, Path) or not spec.lstrip().startswith("{"):
+        text = Path(spec).read_text()
+    else:
+        text = spec
+    doc = json.loads(text)
+    if not isinstance(doc, dict):
+        raise ValueError("a spec is a JSON object")
+    return doc
+
+
+class Backoff:
+    """Poll delays: ``initial`` growing by ``factor`` up to ``maximum``."""
+
+    def __init__(self, initial: float = 0.2, factor: float = 1.5, maximum: float = 5.0) -> None:
+        self.delay, self.factor, self.maximum = initial, factor, maximum
+
+    def next(self, retry_after: float | None = None) -> float:
+        delay = self.delay
+        self.delay = min(self.delay * self.factor, self.maximum)
+        return max(delay, retry_after or 0.0)
+
+
+class _Base:
+    def __init__(self, base_url: str | None, api_key: str | None) -> None:
+        self.base_url = (base_url or os.environ.get("TRAINABILITY_URL") or DEFAULT_URL)
+        self.base_url = self.base_url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("TRAINABILITY_API_KEY")
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json, application/problem+json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    @staticmethod
+    def _check(response: httpx.Response) -> httpx.Response:
+        if response.is_success:
+            return response
+        raise error_from_response(response.status_code, response.content, response.headers)
+
+    @staticmethod
+    def _sweep_body(base: SpecLike, axes: Mapping[str, Sequence[Any]] | None,
+                    variants: Mapping[str, Mapping[str, Any]] | None, mode: str,
+                    name: str | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"base": load_spec(base), "mode": mode,
+                                "axes": {k: list(v) for k, v in (axes or {}).items()}}
+        if variants:
+            body["variants"] = {k: dict(v) for k, v in variants.items()}
+        if name is not None:
+            body["name"] = name
+        return body
+
+    @staticmethod
+    def _transient(exc: TrainabilityError) -> float | None:
+        """While waiting, a 503/429/connection blip is retried; returns its Retry-After."""
+        if isinstance(exc, Unavailable | RateLimited):
+            return exc.retry_after or 0.0
+        return None
+
+
+class Client(_Base):
+    """Synchronous client. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, base_url: str | None = None, *, api_key: str | None = None,
+                 timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(base_url, api_key)
+        self._http = httpx.Client(base_url=self.base_url, headers=self._headers(),
+                                  timeout=timeout, transport=transport)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(
+                f"cannot reach the trainability service at {self.base_url}: {exc}"
+            ) from exc
+        return self._check(response)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._request(method, path, **kwargs).json()
+
+    # --- experiments -----------------------------------------------------------------------
+
+    def submit(self, spec: SpecLike, *, wait: bool = False, idempotency_key: str | None = None,
+               timeout: float = 3600.0, on_progress: ProgressCallback | None = None) -> Experiment:
+        """Submit a spec; with ``wait=True`` return only once the experiment has ended."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        accepted = self._json("POST", "/v1/experiments", json=load_spec(spec), headers=headers)
+        if wait:
+            return self.wait(accepted["id"], timeout=timeout, on_progress=on_progress)
+        return self.get(accepted["id"])
+
+    def get(self, job_id: str) -> Experiment:
+        return Experiment.from_json(self._json("GET", f"/v1/experiments/{job_id}"))
+
+    def wait(self, job_id: str, *, timeout: float = 3600.0,
+             on_progress: ProgressCallback | None = None,
+             backoff: Backoff | None = None) -> Experiment:
+        """Poll until the experiment is final (``WaitTimeout`` after ``timeout`` seconds)."""
+        backoff = backoff or Backoff()
+        deadline = time.monotonic() + timeout
+        last: Experiment | None = None
+        while True:
+            retry_after = None
+            try:
+                last = self.get(job_id)
+            except TrainabilityError as exc:
+                retry_after = self._transient(exc)
+                if retry_after is None:
+                    raise
+            if last is not None and retry_after is None:
+                if on_progress is not None:
+                    on_progress(last)
+                if last.is_final:
+                    return last
+            delay = backoff.next(retry_after)
+            if time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"experiment {job_id} not final after {timeout:.0f} s", last)
+            time.sleep(delay)
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        """The result JSON of an ended experiment (``Conflict`` while it has none)."""
+        job = self.get(job_id)
+        if job.result is None:
+            raise TrainabilityError(f"experiment {job_id} is {job.status} and has no result"
+                                    + (f": {job.error}" if job.error else ""))
+        return job.result
+
+    def cancel(self, job_id: str) -> Experiment:
+        """Ask the service to stop an experiment; returns it as it is afterwards."""
+        self._request("POST", f"/v1/experiments/{job_id}/cancel")
+        return self.get(job_id)
+
+    def list(self, *, status: str | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
+        """Every experiment (newest first), fetching pages as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if status:
+                params["status"] = status
+            if cursor:
+                params["cursor"] = cursor
+            page = self._json("GET", "/v1/experiments", params=params)
+            yield from page["data"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def report(self, job_id: str) -> str:
+        """The experiment's HTML report."""
+        return self._request("GET", f"/v1/experiments/{job_id}/report").text
+
+    def plot(self, job_id: str, name: str, fmt: PlotFormat = "png") -> bytes:
+        """One plot of the experiment (``gradient_flow_heatmap``, ``gains``, ``loss``, ...)."""
+        return self._request("GET", f"/v1/experiments/{job_id}/plots/{name}.{fmt}").content
+
+    # --- sweeps ----------------------------------------------------------------------------
+
+    def create_sweep(self, base: SpecLike, axes: Mapping[str, Sequence[Any]] | None = None, *,
+                     variants: Mapping[str, Mapping[str, Any]] | None = None,
+                     mode: Literal["grid", "zip"] = "grid",
+                     name: str | None = None) -> SweepAccepted:
+        """Start a sweep: one experiment per point of ``axes`` (and ``variants``)."""
+        body = self._sweep_body(base, axes, variants, mode, name)
+        return SweepAccepted.from_json(self._json("POST", "/v1/sweeps", json=body))
+
+    def sweep(self, sweep_id: str, *, sort: str = "point",
+              order: Literal["asc", "desc"] = "asc") -> Sweep:
+        """The sweep's progress and its comparison table sorted by ``sort``."""
+        doc = self._json("GET", f"/v1/sweeps/{sweep_id}", params={"sort": sort, "order": order})
+        return Sweep.from_json(doc)
+
+    def wait_sweep(self, sweep_id: str, *, timeout: float = 3600.0,
+                   on_progress: SweepCallback | None = None, sort: str = "point",
+                   order: Literal["asc", "desc"] = "asc") -> Sweep:
+        """Poll until every point of the sweep has ended."""
+        backoff = Backoff(maximum=3.0)
+        deadline = time.monotonic() + timeout
+        last: Sweep | None = None
+        while True:
+            retry_after = None
+            try:
+                last = self.sweep(sweep_id, sort=sort, order=order)
+            except TrainabilityError as exc:
+                retry_after = self._transient(exc)
+                if retry_after is None:
+                    raise
+            if last is not None and retry_after is None:
+                if on_progress is not None:
+                    on_progress(last)
+                if last.done:
+                    return last
+            delay = backoff.next(retry_after)
+            if time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"sweep {sweep_id} not done after {timeout:.0f} s", last)
+            time.sleep(delay)
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
+        return result
+
+    def rerun_sweep(self, sweep_id: str, statuses: Sequence[str] | None = None) -> dict[str, Any]:
+        body = {"statuses": list(statuses)} if statuses else None
+        result: dict[str, Any] = self._json("POST", f"/v1/sweeps/{sweep_id}/rerun", json=body)
+        return result
+
+    def list_sweeps(self, *, page_size: int = 50) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            page = self._json("GET", "/v1/sweeps", params=params)
+            yield from page["data"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def sweep_report(self, sweep_id: str) -> str:
+        return self._request("GET", f"/v1/sweeps/{sweep_id}/report").text
+
+    def sweep_plot(self, sweep_id: str, metric: str, fmt: PlotFormat = "png",
+                   x: str | None = None) -> bytes:
+        params = {"x": x} if x else None
+        return self._request("GET", f"/v1/sweeps/{sweep_id}/plots/{metric}.{fmt}",
+                             params=params).content
+
+
+class AsyncClient(_Base):
+    """Asynchronous client (``async with AsyncClient() as c: await c.submit(...)``)."""
+
+    def __init__(self, base_url: str | None = None, *, api_key: str | None = None,
+                 timeout: float = 30.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(base_url, api_key)
+        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers(),
+                                       timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(
+                f"cannot reach the trainability service at {self.base_url}: {exc}"
+            ) from exc
+        return self._check(response)
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self._request(method, path, **kwargs)).json()
+
+    async def submit(self, spec: SpecLike, *, wait: bool = False,
+                     idempotency_key: str | None = None, timeout: float = 3600.0,
+                     on_progress: ProgressCallback | None = None) -> Experiment:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        accepted = await self._json("POST", "/v1/experiments", json=load_spec(spec),
+                                    headers=headers)
+        if wait:
+            return await self.wait(accepted["id"], timeout=timeout, on_progress=on_progress)
+        return await self.get(accepted["id"])
+
+    async def get(self, job_id: str) -> Experiment:
+        return Experiment.from_json(await self._json("GET", f"/v1/experiments/{job_id}"))
+
+    async def wait(self, job_id: str, *, timeout: float = 3600.0,
+                   on_progress: ProgressCallback | None = None,
+                   backoff: Backoff | None = None) -> Experiment:
+        backoff = backoff or Backoff()
+        deadline = time.monotonic() + timeout
+        last: Experiment | None = None
+        while True:
+            retry_after = None
+            try:
+                last = await self.get(job_id)
+            except TrainabilityError as exc:
+                retry_after = self._transient(exc)
+                if retry_after is None:
+                    raise
+            if last is not None and retry_after is None:
+                if on_progress is not None:
+                    on_progress(last)
+                if last.is_final:
+                    return last
+            delay = backoff.next(retry_after)
+            if time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"experiment {job_id} not final after {timeout:.0f} s", last)
+            await asyncio.sleep(delay)
+
+    async def result(self, job_id: str) -> dict[str, Any]:
+        job = await self.get(job_id)
+        if job.result is None:
+            raise TrainabilityError(f"experiment {job_id} is {job.status} and has no result"
+                                    + (f": {job.error}" if job.error else ""))
+        return job.result
+
+    async def cancel(self, job_id: str) -> Experiment:
+        await self._request("POST", f"/v1/experiments/{job_id}/cancel")
+        return await self.get(job_id)
+
+    async def list(self, *, status: str | None = None,
+                   page_size: int = 50) -> AsyncIterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if status:
+                params["status"] = status
+            if cursor:
+                params["cursor"] = cursor
+            page = await self._json("GET", "/v1/experiments", params=params)
+            for item in page["data"]:
+                yield item
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    async def report(self, job_id: str) -> str:
+        return (await self._request("GET", f"/v1/experiments/{job_id}/report")).text
+
+    async def plot(self, job_id: str, name: str, fmt: PlotFormat = "png") -> bytes:
+        path = f"/v1/experiments/{job_id}/plots/{name}.{fmt}"
+        return (await self._request("GET", path)).content
+
+    async def create_sweep(self, base: SpecLike,
+                           axes: Mapping[str, Sequence[Any]] | None = None, *,
+                           variants: Mapping[str, Mapping[str, Any]] | None = None,
+                           mode: Literal["grid", "zip"] = "grid",
+                           name: str | None = None) -> SweepAccepted:
+        body = self._sweep_body(base, axes, variants, mode, name)
+        return SweepAccepted.from_json(await self._json("POST", "/v1/sweeps", json=body))
+
+    async def sweep(self, sweep_id: str, *, sort: str = "point",
+                    order: Literal["asc", "desc"] = "asc") -> Sweep:
+        doc = await self._json("GET", f"/v1/sweeps/{sweep_id}",
+                               params={"sort": sort, "order": order})
+        return Sweep.from_json(doc)
+
+    async def wait_sweep(self, sweep_id: str, *, timeout: float = 3600.0,
+                         on_progress: SweepCallback | None = None) -> Sweep:
+        backoff = Backoff(maximum=3.0)
+        deadline = time.monotonic() + timeout
+        last: Sweep | None = None
+        while True:
+            retry_after = None
+            try:
+                last = await self.sweep(sweep_id)
+            except TrainabilityError as exc:
+                retry_after = self._transient(exc)
+                if retry_after is None:
+                    raise
+            if last is not None and retry_after is None:
+                if on_progress is not None:
+                    on_progress(last)
+                if last.done:
+                    return last
+            delay = backoff.next(retry_after)
+            if time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"sweep {sweep_id} not done after {timeout:.0f} s", last)
+            await asyncio.sleep(delay)
+
+    async def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
+        return result
+
+    async def rerun_sweep(self, sweep_id: str,
+                          statuses: Sequence[str] | None = None) -> dict[str, Any]:
+        body = {"statuses": list(statuses)} if statuses else None
+        result: dict[str, Any] = await self._json("POST", f"/v1/sweeps/{sweep_id}/rerun",
+                                                  json=body)
+        return result
+
+    async def sweep_report(self, sweep_id: str) -> str:
+        return (await self._request("GET", f"/v1/sweeps/{sweep_id}/report")).text
+
+    async def sweep_plot(self, sweep_id: str, metric: str, fmt: PlotFormat = "png",
+                         x: str | None = None) -> bytes:
+        params = {"x": x} if x else None
+        path = f"/v1/sweeps/{sweep_id}/plots/{metric}.{fmt}"
+        return (await self._request("GET", path, params=params)).content

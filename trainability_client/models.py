@@ -1,0 +1,116 @@
+"""What the client returns: small typed views over the service's JSON (``raw`` keeps it all)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment as the service reports it (``result`` once it has ended)."""
+
+    id: str
+    status: str
+    name: str | None
+    attempts: int
+    created_at: datetime | None
+    finished_at: datetime | None
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    sweep_id: str | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Experiment:
+        return cls(
+            id=doc["id"], status=doc["status"], name=doc.get("name"),
+            attempts=int(doc.get("attempts", 0)), created_at=_time(doc.get("created_at")),
+            finished_at=_time(doc.get("finished_at")), progress=doc.get("progress"),
+            result=doc.get("result"), error=doc.get("error"), sweep_id=doc.get("sweep_id"),
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True)
+class SweepAccepted:
+    id: str
+    points: int
+    job_ids: list[str]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> SweepAccepted:
+        return cls(id=doc["id"], points=doc["points"], job_ids=list(doc["job_ids"]), raw=doc)
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One point of a sweep's comparison table."""
+
+    point: int
+    values: dict[str, Any]
+    job_id: str | None
+    status: str
+    outcome: str | None
+    final_train_loss: float | None
+    final_val_loss: float | None
+    grad_ratio_init: float | None
+    grad_ratio_end: float | None
+    verdict_init: str | None
+    alignment_mean: float | None
+    mli_largest_bump: float | None
+    findings_critical: int | None
+    findings_warning: int | None
+    findings_info: int | None
+    previous_job_ids: list[str]
+
+    def get(self, column: str) -> Any:
+        """A column by name: a varied field (``model.depth``) or a metric."""
+        if column in self.values:
+            return self.values[column]
+        return getattr(self, column)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> SweepRow:
+        fields: dict[str, Any] = {k: doc.get(k) for k in cls.__dataclass_fields__}
+        fields["values"] = dict(doc.get("values") or {})
+        fields["previous_job_ids"] = list(doc.get("previous_job_ids") or [])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep: progress and the comparison table."""
+
+    id: str
+    name: str | None
+    points: int
+    varied: list[str]
+    columns: list[str]
+    by_status: dict[str, int]
+    done: bool
+    table: list[SweepRow]
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Sweep:
+        progress = doc.get("progress") or {}
+        return cls(
+            id=doc["id"], name=doc.get("name"), points=doc["points"],
+            varied=list(doc.get("varied") or []), columns=list(doc.get("columns") or []),
+            by_status=dict(progress.get("by_status") or {}), done=bool(progress.get("done")),
+            table=[SweepRow.from_json(r) for r in doc.get("table") or []], raw=doc,
+        )
