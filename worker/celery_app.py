@@ -12,16 +12,25 @@ enforces time limits. Run ``celery -A worker.celery_app worker -Q cpu,gpu``.
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
 
-from worker.settings import QUEUES, QueueName, Settings, get_settings
+from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
+
+from worker.logs import structure_handlers
+from worker.settings import QUEUES, WEBHOOK_QUEUE, QueueName, Settings, get_settings
 from worker.spec import DeviceRequest
 
 RUN_EXPERIMENT_TASK = "trainability.run_experiment"
-#: Modules a worker imports at start: the task and the worker heartbeat signal handlers.
-WORKER_MODULES = ("worker.tasks", "worker.heartbeat")
+DELIVER_WEBHOOK_TASK = "trainability.deliver_webhook"
+#: Modules a worker imports at start: the tasks, and the signal handlers of the worker
+#: heartbeat and of the reaper (both threads in the worker's main process).
+WORKER_MODULES = ("worker.tasks", "worker.heartbeat", "worker.reaper")
 
-__all__ = ["QUEUES", "RUN_EXPERIMENT_TASK", "app", "make_celery", "queue_for"]
+__all__ = [
+    "DELIVER_WEBHOOK_TASK", "QUEUES", "RUN_EXPERIMENT_TASK", "WEBHOOK_QUEUE", "app",
+    "make_celery", "queue_for",
+]
 
 
 def queue_for(device: DeviceRequest, settings: Settings) -> QueueName:
@@ -46,6 +55,7 @@ def make_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         task_default_queue=settings.auto_queue,
+        task_routes={DELIVER_WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE}},
         # A job is acknowledged when it ends, so a worker lost mid-job leaves it to redeliver;
         # each worker reserves only the job it runs.
         task_acks_late=True,
@@ -72,6 +82,13 @@ def make_celery(settings: Settings, *, with_tasks: bool = True) -> Celery:
         worker_disable_rate_limits=True,
     )
     return app
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _structured_logs(logger: Any, **_: Any) -> None:
+    """Worker logs as key=value or JSON lines carrying the job id (``worker/logs.py``)."""
+    structure_handlers(logger, get_settings().log_format)
 
 
 app = make_celery(get_settings())

@@ -14,10 +14,15 @@ Third-party errors (Redis, kombu) are translated into these at the boundary with
     ├── PlotUnavailable          the result lacks what a plot or report needs      (404)
     ├── ResultNotReady           the experiment has no result yet                  (409)
     ├── JobStateConflict         transition not allowed (final states are final)   (409)
+    ├── QuotaExceeded            the caller has too many queued or running jobs    (429)
     └── InvalidRequest           the request is well-formed but refused            (422)
         ├── InvalidCursor        a pagination cursor we did not issue
         ├── InvalidDesign        the layers do not fit the data or training (names the layer)
-        └── BudgetExceeded       the spec exceeds a server budget (names the limit)
+        ├── BudgetExceeded       the spec exceeds a server budget (names the limit)
+        │   └── SweepTooLarge    more sweep points than the server allows
+        ├── InvalidSweep         sweep points that fail validation (one error per field)
+        ├── IdempotencyKeyReused an Idempotency-Key sent again with another body
+        └── CallbackRefused      a callback_url outside the webhook allowlist
 """
 
 from __future__ import annotations
@@ -144,3 +149,34 @@ class InvalidSweep(InvalidRequest):
                    else f"{len(errors)} invalid sweep field(s)")
         super().__init__(message, field=str(errors[0]["field"]) if errors else "axes")
         self.errors = errors
+
+
+class QuotaExceeded(TrainabilityError):
+    """The caller already has as many queued and running jobs as its API key allows."""
+
+    def __init__(self, *, owner: str, limit: int) -> None:
+        super().__init__(
+            f"API key {owner!r} already has {limit} queued or running experiments (its limit); "
+            "wait for one to finish or cancel one"
+        )
+        self.owner = owner
+        self.limit = limit
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """The same ``Idempotency-Key`` came with a different request body."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"this Idempotency-Key was used for a different request body (experiment {job_id}); "
+            "use a new key for a new request",
+            field="Idempotency-Key", location="header",
+        )
+        self.job_id = job_id
+
+
+class CallbackRefused(InvalidRequest):
+    """A ``callback_url`` the server will not call (scheme, allowlist, address)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="callback_url")

@@ -1,4 +1,5 @@
-"""Celery tasks: thin wrappers that hand a job id to ``worker.execution``.
+"""Celery tasks: thin wrappers that hand a job id to ``worker.execution`` and
+``worker.webhooks``.
 
 torch is imported inside the task body, in the prefork child, never at module import: the
 worker's main process (which forks the children) must not initialize CUDA (celery#3402).
@@ -11,18 +12,29 @@ from typing import Any
 
 from celery import Task
 
-from worker.celery_app import RUN_EXPERIMENT_TASK, app
+from worker.celery_app import DELIVER_WEBHOOK_TASK, RUN_EXPERIMENT_TASK, app
+from worker.dispatch import CeleryDispatcher
 from worker.errors import StoreUnavailable
 from worker.execution import ProgressFn, StopFn, execute_job
-from worker.jobstore import JobStore, store_from_settings
+from worker.jobstore import RedisJobStore, store_from_settings
+from worker.logs import job_context
 from worker.settings import get_settings
 from worker.spec import ExperimentSpec
+from worker.webhooks import deliver_webhook
+
+_settings = get_settings()
 
 
 @lru_cache(maxsize=1)
-def job_store() -> JobStore:
+def job_store() -> RedisJobStore:
     """One store (and connection pool) per process, created after the fork."""
     return store_from_settings(get_settings())
+
+
+def announce_final(job_id: str, status: str) -> None:
+    """After a final status: queue the webhook when the job has a callback_url."""
+    if job_store().get(job_id).callback_url:
+        CeleryDispatcher(app).send_webhook(job_id)
 
 
 def run_with_torch(spec: ExperimentSpec, on_progress: ProgressFn,
@@ -53,4 +65,30 @@ def run_experiment_task(self: Task[[str], None], job_id: str) -> None:
         run=run_with_torch,
         progress_interval_s=settings.progress_interval_s,
         time_limit_s=settings.job_soft_time_limit_s,
+        max_attempts=settings.max_attempts,
+        lease_interval_s=settings.job_heartbeat_interval_s,
+        lease_ttl_s=settings.job_heartbeat_ttl_s,
+        cancel_check_interval_s=settings.cancel_check_interval_s,
+        on_final=announce_final,
     )
+
+
+class RetryDelivery(Exception):
+    """The receiver did not take the webhook (network error, 408, 429, 5xx): try again."""
+
+
+@app.task(name=DELIVER_WEBHOOK_TASK, bind=True, acks_late=True,
+          autoretry_for=(RetryDelivery, StoreUnavailable),
+          retry_backoff=_settings.webhook_retry_backoff_s,
+          retry_backoff_max=_settings.webhook_retry_backoff_max_s, retry_jitter=True,
+          max_retries=_settings.webhook_max_retries)
+def deliver_webhook_task(self: Task[[str], None], job_id: str) -> None:
+    """POST the final state of ``job_id`` to its callback_url (signed; see worker/webhooks)."""
+    with job_context(job_id):
+        retries = self.request.retries
+        outcome = deliver_webhook(
+            job_store(), job_id, get_settings(), attempt=retries + 1,
+            last_attempt=retries >= (self.max_retries or 0),
+        )
+    if outcome == "retry":
+        raise RetryDelivery(f"webhook of job {job_id} not taken (attempt {retries + 1})")
