@@ -120,7 +120,8 @@ class RecurrentLayer(Doc):
     grad_rms: list[float | None] = Field(description="RMS of dL/dh_t for t = 1..T.")
     per_step_gain: float | None = Field(description="Geometric mean of rms[t] / rms[t+1].")
     memory_horizon: int | None = Field(
-        description="Steps back from T until rms < 1% of rms[T] (null: never within T)."
+        description="Steps back from T to the earliest step whose rms is still >= 1% of "
+        "rms[T] (null: the first step is, i.e. the gradient reaches the whole sequence)."
     )
     verdict: Verdict
     forget_gate_mean: float | None = Field(description="LSTM: mean forget-gate activation.")

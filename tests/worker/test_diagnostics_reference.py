@@ -87,6 +87,16 @@ def test_linear_rnn_through_time_gain_is_rho(rho):
 def test_memory_horizon_definition():
     assert memory_horizon([0.001, 0.02, 0.5, 1.0]) == 3
     assert memory_horizon([0.5, 1.0]) is None
+    assert memory_horizon([1.0]) is None
+
+
+def test_memory_horizon_reads_a_noisy_plateau_as_reaching_the_start():
+    """A trained LSTM's profile: a flat plateau at a few percent of the last step (the head's
+    direct path dominates rms[T]) with single steps dipping under 1%. The signal still reaches
+    the first step, so the horizon is the whole sequence, not the first dip."""
+    plateau = [0.048, 0.008, 0.016, 0.033, 0.004, 0.027, 0.036, 0.009, 0.04, 0.077, 1.0]
+    assert memory_horizon(plateau) is None
+    assert memory_horizon([0.0001, 0.0005, *plateau[1:]]) == 9  # earliest at 1%: index 3 of 12
 
 
 def test_tanh_rnn_near_linear_regime_gain_is_rho():

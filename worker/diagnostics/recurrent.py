@@ -2,9 +2,14 @@
 
 For each recurrent layer, ``grad_rms[t]`` is the RMS over the probe batch and units of dL/dh_t
 (t = 1..T, every path through later steps included, from the unrolled forward). The per-step
-gain is the geometric mean of grad_rms[t] / grad_rms[t+1]; the memory horizon is the number of
-steps back from the last step until grad_rms falls below 1% of its value at the last step
-(``None`` when it never does within the sequence). LSTMs also report the mean forget gate.
+gain is the geometric mean of grad_rms[t] / grad_rms[t+1]; the memory horizon is how far back
+the gradient still reaches: the number of steps back from the last step to the earliest step
+whose grad_rms is at least 1% of its value at the last step (``None`` when even the first step
+is: the gradient reaches the whole sequence). For a decaying profile this is where it first
+falls below 1%; a trained LSTM's profile is instead a flat, noisy plateau at a few percent,
+where single steps can dip under 1% far from where the signal ends (seen with small probe
+batches), so the horizon is read from the earliest step reached, not the first dip.
+LSTMs also report the mean forget gate.
 Verdict per layer: ``vanishing`` when the horizon is shorter than half the task's dependency
 length (the sequence length), ``exploding`` when the gradient at the first step exceeds the
 last step's by the exploding ratio, else ``healthy``.
@@ -25,12 +30,11 @@ HORIZON_FRACTION = 0.01
 
 
 def memory_horizon(grad_rms: list[float], fraction: float = HORIZON_FRACTION) -> int | None:
-    """Steps back from the last step until the gradient RMS drops below ``fraction`` of it."""
-    last = grad_rms[-1]
-    for back, value in enumerate(reversed(grad_rms)):
-        if value < fraction * last:
-            return back
-    return None
+    """Steps back from the last step to the earliest step whose gradient RMS is still at
+    least ``fraction`` of the last step's (None: the first step is, so the reach is >= T)."""
+    threshold = fraction * grad_rms[-1]
+    earliest = next(t for t, value in enumerate(grad_rms) if value >= threshold)
+    return None if earliest == 0 else len(grad_rms) - earliest
 
 
 def recurrent_verdict(
