@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,27 +179,15 @@ def sweep_view(
 
 # --- cancel and re-run ---------------------------------------------------------------------
 
-CANCEL_REASON = "cancelled with its sweep"
-
-
 def cancel_job(store: JobStore, job_id: str) -> bool:
     """Ask a job to stop; False when it had already ended.
 
-    Uses the store's cooperative cancel flag when the store has one (``request_cancel``);
-    otherwise the job is moved to ``cancelled`` directly: a queued job's task then finds it
-    final and does nothing, and a running one stops at its next progress write, which the
-    store refuses once the job is final (``execution.ProgressReporter``).
+    The store's cooperative cancel: a queued job is cancelled at once, a running one is
+    flagged and its training loop stops within about a second (``JobStore.request_cancel``).
     """
-    request_cancel: Callable[..., Any] | None = getattr(store, "request_cancel", None)
-    if request_cancel is not None:
-        try:
-            request_cancel(job_id)
-        except JobStateConflict:
-            return False
-        return True
     try:
-        store.finish(job_id, "cancelled", error=CANCEL_REASON)
-    except JobStateConflict:
+        store.request_cancel(job_id)
+    except (JobStateConflict, JobNotFound):
         return False
     return True
 
