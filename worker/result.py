@@ -113,7 +113,9 @@ class MeanField(Doc):
     sigma_b2: float | None = None
 
 
-class RecurrentLayer(Doc):
+class RecurrentThroughTime(Doc):
+    """One recurrent layer's gradient through time at one probe."""
+
     layer: str
     kind: Literal["rnn", "gru", "lstm"]
     steps: int
@@ -129,7 +131,7 @@ class RecurrentLayer(Doc):
 
 class RecurrentProbe(Doc):
     step: int
-    layers: list[RecurrentLayer]
+    layers: list[RecurrentThroughTime]
 
 
 class GradientFlow(Doc):
