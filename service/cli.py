@@ -2,7 +2,12 @@
 
 ``run`` is the one-command local setup: it uses ``REDIS_URL`` when that Redis answers, else
 starts a private ``redis-server`` (data in ``.local/redis/``), then starts the API and one
-worker as child processes, and stops everything it started on Ctrl-C or SIGTERM.
+worker as child processes, and stops everything it started on Ctrl-C or SIGTERM. The reaper
+(lost jobs, ``worker/reaper.py``) runs inside every worker, so ``run`` needs no Celery beat.
+
+``worker --gpu N`` is one worker for GPU ``N`` of this host: ``CUDA_VISIBLE_DEVICES=N`` (the
+process sees only that GPU, as device 0), the ``gpu`` queue, node name
+``trainability-gpuN@host``. Start one per GPU.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from types import FrameType
 import redis
 
 from trainability_client.cli import CLIENT_COMMANDS, add_commands, run_command
-from worker.settings import DEFAULT_REDIS_URL, QUEUES
+from worker.settings import DEFAULT_REDIS_URL, QUEUES, WEBHOOK_QUEUE
 
-DEFAULT_QUEUES = ",".join(QUEUES)
+#: A local worker takes every job queue and delivers webhooks too.
+DEFAULT_QUEUES = ",".join((*QUEUES, WEBHOOK_QUEUE))
 LOCAL_REDIS_DIR = Path(".local") / "redis"
 
 
@@ -40,7 +46,10 @@ def say(message: str) -> None:
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("service.main:app", host=args.host, port=args.port, log_level=args.log_level)
+    # log_config=None: uvicorn's loggers go to the root handler that service.main sets up
+    # (key=value or JSON lines, TRAINABILITY_LOG_FORMAT).
+    uvicorn.run("service.main:app", host=args.host, port=args.port, log_level=args.log_level,
+                log_config=None)
     return 0
 
 
@@ -54,8 +63,15 @@ def worker_argv(queues: str, concurrency: int, log_level: str, hostname: str) ->
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    queues = args.queues or DEFAULT_QUEUES
     hostname = args.hostname or f"trainability-{os.getpid()}@%h"
-    argv = worker_argv(args.queues, args.concurrency, args.log_level, hostname)
+    if args.gpu is not None:
+        # One process per GPU: it sees only its GPU (as cuda:0). Set before exec, so nothing
+        # (not even the prefork child) can initialize another device.
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+        queues = args.queues or "gpu"
+        hostname = args.hostname or f"trainability-gpu{args.gpu}@%h"
+    argv = worker_argv(queues, args.concurrency, args.log_level, hostname)
     os.execv(argv[0], argv)  # replace this process: signals reach Celery directly
 
 
@@ -211,8 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     worker = sub.add_parser("worker", help="run a Celery worker (prefork)")
-    worker.add_argument("--queues", default=DEFAULT_QUEUES,
-                        help=f"comma-separated queues to consume (default {DEFAULT_QUEUES})")
+    worker.add_argument("--queues", default=None,
+                        help=f"comma-separated queues to consume (default {DEFAULT_QUEUES}; "
+                        "with --gpu: gpu)")
+    worker.add_argument("--gpu", type=int, default=None, metavar="N",
+                        help="serve GPU N of this host: CUDA_VISIBLE_DEVICES=N, queue gpu")
     worker.add_argument("--concurrency", type=int, default=1,
                         help="training processes (default 1; one per GPU on GPU hosts)")
     worker.add_argument("--hostname", default=None, help="Celery node name")

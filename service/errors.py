@@ -13,16 +13,24 @@ The hierarchy (domain part in ``worker/errors.py``; HTTP status on the right)::
     ├── PlotUnavailable                  404 the result lacks what a plot needs
     ├── ResultNotReady                   409 report or plot of a job without a result
     ├── JobStateConflict                 409 transition not allowed (final states are final)
+    ├── Unauthorized                     401 + WWW-Authenticate: no or unknown API key
+    ├── QuotaExceeded                    429 + Retry-After: the key's queued+running limit
     └── InvalidRequest                   422 refused input, names the field
         ├── InvalidCursor                    a pagination cursor we did not issue
         ├── InvalidDesign                    the layers do not fit the data (names the layer)
         ├── InvalidSpec                      dry run: every error of one spec, all listed
-        └── BudgetExceeded                   over a server budget, names the limit and value
+        ├── BudgetExceeded                   over a server budget, names the limit and value
+        │   └── SweepTooLarge                    more sweep points than max_sweep_points
+        ├── InvalidSweep                     sweep points that fail validation, all listed
+        ├── IdempotencyKeyReused             an Idempotency-Key sent with another body
+        └── CallbackRefused                  a callback_url the server will not call
 
 Besides these, FastAPI's ``RequestValidationError`` (malformed JSON, unknown fields, wrong
 types, out-of-range values) becomes a 422 listing every error with its field path, Starlette's
 ``HTTPException`` (unknown route, wrong method) keeps its status, and anything else is a 500
 whose detail says nothing about internals. Routes raise domain errors, never HTTPException.
+A body that cannot be parsed at all (nested too deeply, a number too long to read) is a 422
+too, not FastAPI's 400.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from service.settings import ServiceSettings
 from worker.errors import (
     BrokerUnavailable,
     BudgetExceeded,
+    CallbackRefused,
+    IdempotencyKeyReused,
     InvalidCursor,
     InvalidDesign,
     InvalidRequest,
@@ -49,6 +59,7 @@ from worker.errors import (
     JobStateConflict,
     JobStoreError,
     PlotUnavailable,
+    QuotaExceeded,
     ResultNotReady,
     StoreUnavailable,
     SweepNotFound,
@@ -63,6 +74,14 @@ PROBLEM_JSON = "application/problem+json"
 
 class NotReady(Unavailable):
     """The service cannot take work now (``/readyz``)."""
+
+
+class Unauthorized(TrainabilityError):
+    """No API key, or one the server does not know (auth on: ``service/auth.py``)."""
+
+    def __init__(self, message: str, *, invalid_token: bool = False) -> None:
+        super().__init__(message)
+        self.invalid_token = invalid_token
 
 
 class InvalidSpec(InvalidRequest):
@@ -84,15 +103,19 @@ class InvalidSpec(InvalidRequest):
 _PROBLEMS: Sequence[tuple[type[TrainabilityError], int, str, str]] = (
     (BudgetExceeded, 422, "budget-exceeded", "Spec exceeds a server budget"),
     (InvalidCursor, 422, "invalid-cursor", "Invalid pagination cursor"),
-    (InvalidSweep, 422, "invalid-sweep", "Invalid sweep points"),
     (InvalidDesign, 422, "invalid-design", "Layers do not fit the data"),
     (InvalidSpec, 422, "invalid-spec", "Spec is not valid"),
+    (InvalidSweep, 422, "invalid-sweep", "Invalid sweep points"),
+    (IdempotencyKeyReused, 422, "idempotency-key-reused", "Idempotency-Key reused"),
+    (CallbackRefused, 422, "callback-refused", "Callback URL refused"),
     (InvalidRequest, 422, "invalid-request", "Invalid request"),
     (JobNotFound, 404, "not-found", "Experiment not found"),
     (SweepNotFound, 404, "sweep-not-found", "Sweep not found"),
     (PlotUnavailable, 404, "plot-unavailable", "Plot not available"),
     (ResultNotReady, 409, "no-result", "Experiment has no result"),
     (JobStateConflict, 409, "conflict", "Experiment state conflict"),
+    (Unauthorized, 401, "unauthorized", "Authentication required"),
+    (QuotaExceeded, 429, "too-many-jobs", "Too many active experiments"),
     (NotReady, 503, "not-ready", "Service not ready"),
     (StoreUnavailable, 503, "store-unavailable", "Job store unavailable"),
     (BrokerUnavailable, 503, "broker-unavailable", "Task broker unavailable"),
@@ -140,6 +163,13 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     elif isinstance(exc, InvalidRequest):
         extra["errors"] = [invalid_request_entry(exc)]
     detail = str(exc)
+    if isinstance(exc, Unauthorized):
+        challenge = 'Bearer realm="trainability"'
+        if exc.invalid_token:
+            challenge += ', error="invalid_token"'
+        headers["WWW-Authenticate"] = challenge
+    elif isinstance(exc, QuotaExceeded):
+        headers["Retry-After"] = str(settings.retry_after_s)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(settings.retry_after_s)
         log.warning("%s on %s: %s", type(exc).__name__, request.url.path, exc)
@@ -235,8 +265,23 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
     )
 
 
+#: What FastAPI says (a 400) when ``json.loads`` of a body fails with something other than a
+#: syntax error: nesting deeper than the parser's recursion limit, an integer with more digits
+#: than Python converts. The body is JSON the server will not read: a 422 like any other.
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+        return problem(
+            request, 422, type_=_settings(request).problem_type_base + "validation-error",
+            title="Request validation failed",
+            detail="the body could not be read as JSON: nested too deeply or a number too long",
+            errors=[{"field": "body", "loc": ["body"], "in": "body",
+                     "msg": "JSON nested too deeply or with a number too long to read",
+                     "type": "json_invalid"}],
+        )
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
     return problem(request, exc.status_code, detail=detail, headers=dict(exc.headers or {}))
 

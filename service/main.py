@@ -14,10 +14,13 @@ from service.api.main import api_router
 from service.dispatch import CeleryDispatcher
 from service.errors import install_error_handlers
 from service.limits import BodySizeLimit
+from service.metrics import RequestMetrics, make_registry
 from service.openapi import problem_openapi
 from service.openapi_docs import client_ready, operation_id
 from service.settings import ServiceSettings, get_service_settings
 from worker.jobstore import store_from_settings
+from worker.logs import configure_logging
+from worker.redis_conn import connect_async
 from worker.registry import registry_from_settings
 from worker.sweepstore import sweep_store_from_settings
 
@@ -30,7 +33,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format)  # served: key=value or JSON lines on stderr
+        # The asyncio client (server-sent events) belongs to the serving event loop.
+        app.state.async_redis = connect_async(settings)
         yield
+        await app.state.async_redis.aclose()
         dispatcher.close()
 
     app = FastAPI(
@@ -45,11 +52,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.sweeps = sweep_store_from_settings(settings)
     app.state.registry = registry_from_settings(settings)
     app.state.dispatcher = dispatcher
+    app.state.metrics_registry, request_histogram = make_registry(store, app.state.registry)
     install_error_handlers(app)
     app.include_router(api_router)
     # an oversized body is a 413 before the application reads it (service/limits.py)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        problem_type_base=settings.problem_type_base)
+    # outermost: latency and an access line (with the job id) for every answer, 413s included
+    app.add_middleware(RequestMetrics, histogram=request_histogram)
     app.openapi = client_ready(problem_openapi(app))  # type: ignore[method-assign]
     return app
 

@@ -158,7 +158,7 @@ def _add_examples(schema: dict[str, Any]) -> None:
 
 def _refers_to_spec(schema: dict[str, Any]) -> bool:
     ref = schema.get("$ref", "")
-    if isinstance(ref, str) and ref.endswith("/ExperimentSpec"):
+    if isinstance(ref, str) and ref.endswith(("/ExperimentSpec", "/ExperimentCreate")):
         return True
     return any(_refers_to_spec(s) for s in schema.get("allOf", []) + schema.get("anyOf", []))
 

@@ -15,8 +15,20 @@ from worker.spec import ExperimentSpec
 
 log = logging.getLogger(__name__)
 
-#: The body of ``POST /v1/experiments`` is the design spec itself.
-ExperimentCreate = ExperimentSpec
+class ExperimentCreate(ExperimentSpec):
+    """The body of ``POST /v1/experiments``: the design spec itself, plus where to report the
+    end (optional). ``callback_url`` is not part of the spec: it is stored on the job, not in
+    the normalized spec that results echo."""
+
+    callback_url: str | None = Field(
+        None, max_length=2048,
+        description="POSTed (signed, retried) when the experiment reaches a final state; "
+        "must match the server's webhook allowlist.",
+    )
+
+    def spec_json(self) -> str:
+        """The normalized spec JSON, without the request-only fields."""
+        return self.model_dump_json(exclude={"callback_url"})
 
 
 class ExperimentLinks(BaseModel):
@@ -61,7 +73,8 @@ class ExperimentPublic(ExperimentSummary):
     """An experiment: its status, latest progress, the spec, and the result once final."""
 
     progress: dict[str, Any] | None = Field(
-        description="Latest progress: step, total_steps, epoch, train_loss, elapsed_s."
+        description="Latest progress: step, total_steps, epoch, train_loss, elapsed_s, and "
+        "eta_s (seconds left at the pace so far)."
     )
     worker: str | None = Field(description="Celery node that ran the latest attempt.")
     spec: dict[str, Any]
@@ -69,8 +82,17 @@ class ExperimentPublic(ExperimentSummary):
         description="The result once final: complete when succeeded, partial when timed out "
         "or cancelled during training."
     )
-    error: str | None = Field(description="Why the job failed, timed out or was cancelled.")
+    error: str | None = Field(description="Why the job failed, timed out or was cancelled "
+                              "(while queued again: why its last attempt was lost).")
     sweep_id: str | None = Field(None, description="The sweep this experiment is a point of.")
+    cancel_requested: bool = Field(
+        False, description="Cancellation was asked; a running job stops at its next check."
+    )
+    callback_url: str | None = Field(None, description="Where the final state is POSTed.")
+    webhook: dict[str, Any] | None = Field(
+        None, description="Delivery of the callback: state (retrying, delivered, failed), "
+        "attempts, last_status, last_error.",
+    )
 
     @classmethod
     def from_record(cls, job: JobRecord) -> ExperimentPublic:
@@ -85,6 +107,9 @@ class ExperimentPublic(ExperimentSummary):
             result=result,
             error=error,
             sweep_id=job.sweep_id,
+            cancel_requested=job.cancel_requested,
+            callback_url=job.callback_url,
+            webhook=job.webhook,
         )
 
 

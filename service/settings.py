@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from functools import lru_cache
+from typing import Annotated, Any, Self
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
-from worker.settings import Settings
+from worker.settings import PLACEHOLDER_SECRETS, Settings
+
+
+class ApiKey(BaseModel):
+    """One API key: its name (the owner of its jobs), the SHA-256 of the key, its limit.
+
+    Only the hash is configured: ``printf %s "$KEY" | sha256sum``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the key.")
+    max_queued: int | None = Field(
+        None, ge=1, description="Most queued plus running experiments at once (None: no limit)."
+    )
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class ServiceSettings(Settings):
@@ -18,14 +42,53 @@ class ServiceSettings(Settings):
     problem_type_base: str = Field(
         "urn:trainability:problem:", description="Prefix of problem+json ``type`` URIs."
     )
-    max_sweep_points: int = Field(
-        64, ge=1, le=10_000, description="Most points (jobs) one sweep may expand to."
-    )
     max_request_bytes: int = Field(
         2_000_000, ge=1024,
         description="Largest request body; larger ones are refused with 413 before they are "
         "read. Keep it above max_inline_bytes plus room for the rest of the spec.",
     )
+    max_sweep_points: int = Field(
+        64, ge=1, le=10_000, description="Most points (jobs) one sweep may expand to."
+    )
+    # Auth (service/auth.py): off for local use, on in docker-compose.
+    auth_enabled: bool = Field(
+        False, description="Require `Authorization: Bearer <key>` on /v1 routes."
+    )
+    api_keys: Annotated[list[ApiKey], NoDecode] = Field(
+        default_factory=list,
+        description='JSON list of {"name", "sha256", "max_queued"}; keys are stored hashed.',
+    )
+    # Server-sent events (GET /v1/experiments/{id}/events).
+    sse_heartbeat_s: float = Field(
+        15.0, gt=0, le=300, description="A comment line this often keeps proxies from closing."
+    )
+    sse_poll_s: float = Field(
+        5.0, gt=0, le=60, description="Re-read the job at least this often (besides pub/sub)."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any) -> Any:
+        """The environment variable is JSON; empty means no keys."""
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @model_validator(mode="after")
+    def _auth_consistent(self) -> Self:
+        names = [key.name for key in self.api_keys]
+        if len(set(names)) != len(names):
+            raise ValueError("api_keys: names must be unique")
+        if len({key.sha256 for key in self.api_keys}) != len(self.api_keys):
+            raise ValueError("api_keys: two names share one key")
+        if not self.is_development:
+            if self.auth_enabled and not self.api_keys:
+                raise ValueError("auth is enabled but TRAINABILITY_API_KEYS is empty")
+            placeholders = {hashlib.sha256(p.encode()).hexdigest() for p in PLACEHOLDER_SECRETS}
+            weak = [key.name for key in self.api_keys if key.sha256 in placeholders]
+            if weak:
+                raise ValueError(f"api_keys: {', '.join(weak)} use a placeholder key")
+        return self
 
 
 @lru_cache(maxsize=1)

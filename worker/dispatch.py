@@ -24,6 +24,9 @@ class JobDispatcher(Protocol):
     def enqueue(self, job_id: str, *, queue: str) -> None:
         """Hand ``job_id`` to a worker consuming ``queue``; ``BrokerUnavailable`` on failure."""
 
+    def send_webhook(self, job_id: str) -> None:
+        """Queue the delivery of the job's final-state webhook."""
+
     def close(self) -> None:
         """Release connections."""
 

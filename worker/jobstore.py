@@ -199,6 +199,17 @@ class JobStore(Protocol):
     ) -> JobRecord:
         """Record a new ``queued`` job and return it (``QuotaExceeded`` over ``max_active``)."""
 
+    def create_idempotent(
+        self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
+        fingerprint: str, ttl_s: int, owner: str | None = None,
+        callback_url: str | None = None, max_active: int | None = None,
+        sweep_id: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """``create`` once per (owner, key): (the job, whether it was created now)."""
+
+    def forget_idempotency_key(self, owner: str | None, key: str) -> None:
+        """Let the key create a new job."""
+
     def get(self, job_id: str) -> JobRecord:
         """The job, or ``JobNotFound``."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -104,12 +105,30 @@ def structure_handlers(logger: logging.Logger, fmt: LogFormat) -> None:
             handler.addFilter(JobIdFilter())
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (like ``logging.lastResort``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(fmt: LogFormat, level: int | str = logging.INFO) -> None:
-    """Root logging for a process we start ourselves (the API): one stream handler."""
+    """Root logging for the API process, unless someone configured the root logger already
+    (a test runner, an embedding application): one stderr handler with our format."""
     root = logging.getLogger()
-    if not any(getattr(h, "_trainability", False) for h in root.handlers):
-        handler = logging.StreamHandler()
-        handler._trainability = True  # type: ignore[attr-defined]
+    if any(not isinstance(h, _StderrHandler) for h in root.handlers):
+        return
+    if not root.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(formatter(fmt))
+        handler.addFilter(JobIdFilter())
         root.addHandler(handler)
     root.setLevel(level)
-    structure_handlers(root, fmt)

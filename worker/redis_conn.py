@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -42,6 +44,18 @@ def connect(settings: Settings) -> redis.Redis:
         socket_timeout=settings.redis_socket_timeout_s,
         health_check_interval=30,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+    )
+
+
+def connect_async(settings: Settings) -> redis.asyncio.Redis:
+    """The asyncio twin of ``connect`` (server-sent events wait on pub/sub without a thread)."""
+    return redis.asyncio.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=settings.redis_connect_timeout_s,
+        socket_timeout=settings.redis_socket_timeout_s,
+        health_check_interval=30,
+        retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
     )
 
 

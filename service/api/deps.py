@@ -6,6 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from service.auth import Caller, authenticate
 from service.dispatch import JobDispatcher
 from service.settings import ServiceSettings
 from worker.jobstore import JobStore
@@ -38,3 +39,4 @@ StoreDep = Annotated[JobStore, Depends(get_store)]
 DispatcherDep = Annotated[JobDispatcher, Depends(get_dispatcher)]
 RegistryDep = Annotated[WorkerRegistry, Depends(get_registry)]
 SweepStoreDep = Annotated[SweepStore, Depends(get_sweep_store)]
+CallerDep = Annotated[Caller, Depends(authenticate)]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from service.api.routes import catalog, experiments, health, reports, specs, sweeps
+from service.api.routes import catalog, experiments, health, metrics, reports, specs, sweeps
+from service.auth import authenticate
+
+# With auth on, every /v1 route needs an API key (401 otherwise); routes that touch jobs also
+# take the caller (CallerDep) to see only its own. Health and metrics stay open for probes.
+V1_AUTH = [Depends(authenticate)]
 
 api_router = APIRouter()
 api_router.include_router(health.router)
-api_router.include_router(experiments.router)
-api_router.include_router(specs.router)
-api_router.include_router(catalog.router)
-api_router.include_router(sweeps.router)
-api_router.include_router(reports.router)
+api_router.include_router(metrics.router)
+api_router.include_router(experiments.router, dependencies=V1_AUTH)
+api_router.include_router(specs.router, dependencies=V1_AUTH)
+api_router.include_router(catalog.router, dependencies=V1_AUTH)
+api_router.include_router(sweeps.router, dependencies=V1_AUTH)
+api_router.include_router(reports.router, dependencies=V1_AUTH)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse
 
-from service.api.deps import StoreDep, SweepStoreDep
+from service.api.deps import CallerDep, StoreDep, SweepStoreDep
 from service.reports.html import experiment_report, sweep_report
 from service.reports.plots import (
     EXPERIMENT_PLOTS,
@@ -45,9 +45,9 @@ FormatParam = Annotated[Literal["png", "svg"], Path(description="Image format.")
 @router.get("/experiments/{job_id}/report", response_class=HTMLResponse,
             operation_id="get_experiment_report",
             responses={**_HTML, **problem_responses(404, 503)})
-def get_experiment_report(job_id: str, store: StoreDep) -> HTMLResponse:
+def get_experiment_report(job_id: str, store: StoreDep, caller: CallerDep) -> HTMLResponse:
     """An HTML page: status, summary, gradient flow by probe, findings, and every plot."""
-    return HTMLResponse(experiment_report(store.get(job_id)))
+    return HTMLResponse(experiment_report(caller.check_owns(store.get(job_id))))
 
 
 @router.get("/experiments/{job_id}/plots/{name}.{fmt}", response_class=Response,
@@ -58,6 +58,7 @@ def get_experiment_plot(
     name: Annotated[ExperimentPlotName, Path(description="Which plot.")],
     fmt: FormatParam,
     store: StoreDep,
+    caller: CallerDep,
 ) -> Response:
     """One plot of an experiment's result.
 
@@ -66,7 +67,7 @@ def get_experiment_plot(
     the MLI curve; ``alignment``: cosine over training. 404 when the result lacks the data
     (e.g. interpolation needs preset standard), 409 while the experiment has no result.
     """
-    job = store.get(job_id)
+    job = caller.check_owns(store.get(job_id))
     if job.result is None:
         raise ResultNotReady(job.id, job.status)
     body = render(experiment_plot(name, job.result), fmt)
