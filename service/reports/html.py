@@ -23,9 +23,9 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
        color: #1d2327; max-width: 1150px; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; }
 .meta { color: #555; } code { font-size: 12px; }
-table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
-th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: right; }
-th { background: #f3f5f7; } td.text, th.text { text-align: left; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 12px; }
+th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: right; white-space: nowrap; }
+th { background: #f3f5f7; white-space: normal; } td.text, th.text { text-align: left; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 figure.plot { margin: 0; border: 1px solid #e3e6e8; padding: 6px; }
 figure.plot svg { width: 540px; height: auto; display: block; }
@@ -62,11 +62,24 @@ def _page(title: str, body: str) -> str:
             f"<body>\n{body}\n</body></html>\n")
 
 
+class Link:
+    """A table cell that links somewhere (``text`` is shown, escaped)."""
+
+    def __init__(self, text: str, href: str) -> None:
+        self.text, self.href = text, href
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Link):
+        return f"<a href=\"{_e(value.href)}\">{_e(value.text)}</a>"
+    return _e(fmt(value))
+
+
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 1) -> str:
     head = "".join(f"<th class=\"{'text' if i < text_columns else ''}\">{_e(h)}</th>"
                    for i, h in enumerate(headers))
     body = "".join(
-        "<tr>" + "".join(f"<td class=\"{'text' if i < text_columns else ''}\">{_e(fmt(v))}</td>"
+        "<tr>" + "".join(f"<td class=\"{'text' if i < text_columns else ''}\">{_cell(v)}</td>"
                          for i, v in enumerate(row)) + "</tr>\n"
         for row in rows
     )
@@ -156,6 +169,10 @@ TABLE_HEADERS = {
 }
 
 
+def _job_link(job_id: str | None) -> Link | None:
+    return Link(job_id[:8], f"/v1/experiments/{job_id}/report") if job_id else None
+
+
 def sweep_report(
     *, sweep_id: str, name: str | None, varied: Sequence[str], rows: Sequence[Row],
     progress: Mapping[str, int], done: bool,
@@ -165,7 +182,8 @@ def sweep_report(
     counts = ", ".join(f"{k} {v}" for k, v in progress.items() if v)
     columns = [*varied, *TABLE_HEADERS]
     headers = [*varied, *TABLE_HEADERS.values()]
-    table_rows = [[r.get(c) for c in columns] for r in rows]
+    table_rows = [[_job_link(r.job_id) if c == "job_id" else r.get(c) for c in columns]
+                  for r in rows]
     x = sweep_x_axis(rows, varied)
     parts = [
         f"<h1>{_e(title)}</h1>",

@@ -222,6 +222,10 @@ def _numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
+def fmt_tick(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def sweep_x_axis(rows: Sequence[Row], varied: Sequence[str]) -> str | None:
     """The varied column to put on the x axis: the first numeric one, else the first one."""
     for column in varied:
@@ -263,6 +267,9 @@ def sweep_plot(metric: str, rows: Sequence[Row], varied: Sequence[str],
         ax.axhspan(1e-1, 1e1, color="tab:green", alpha=0.08, label="healthy band [0.1, 10]")
     if not numeric_x:
         ax.set_xticks(range(len(categories)), categories)
+    elif len(categories) <= 12:  # the swept values themselves, e.g. depth 2, 8, 16
+        ticks = sorted({_num(r.values.get(x)) for r in rows})
+        ax.set_xticks(ticks, [fmt_tick(t) for t in ticks])
     ax.set_xlabel(x)
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title(f"{METRIC_LABELS.get(metric, metric)} vs {x}")
