@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from service.auth import ANONYMOUS, Caller
 from service.dispatch import JobDispatcher
 from service.settings import ServiceSettings
 from service.sweep_schemas import (
@@ -34,6 +35,8 @@ from worker.errors import (
     InvalidRequest,
     JobNotFound,
     JobStateConflict,
+    QuotaExceeded,
+    SweepNotFound,
     TrainabilityError,
 )
 from worker.jobstore import FINAL_STATUSES, STATUSES, JobRecord, JobStore, utcnow
@@ -41,6 +44,7 @@ from worker.spec import ExperimentSpec
 from worker.sweeps import (
     Point,
     Row,
+    ValidatedPoint,
     check_size,
     expand,
     sort_rows,
@@ -55,6 +59,14 @@ def base_document(spec: ExperimentSpec) -> dict[str, Any]:
     """The base spec as the client wrote it (fields it left out keep their defaults)."""
     doc: dict[str, Any] = json.loads(spec.model_dump_json(exclude_unset=True))
     return doc
+
+
+def owned_sweep(sweeps: SweepStore, sweep_id: str, caller: Caller) -> SweepRecord:
+    """The sweep, or ``SweepNotFound`` when it belongs to another API key (never 403)."""
+    record = sweeps.get(sweep_id)
+    if caller.name is not None and record.owner != caller.name:
+        raise SweepNotFound(sweep_id)
+    return record
 
 
 def varied_columns(record: SweepRecord) -> list[str]:
@@ -76,18 +88,14 @@ def create_sweep(
     store: JobStore,
     sweeps: SweepStore,
     dispatcher: JobDispatcher,
+    caller: Caller = ANONYMOUS,
 ) -> SweepAccepted:
     """Validate every point, record the jobs and the sweep, then enqueue the jobs."""
     base = base_document(body.base)
     points = validate_points(base, _points(body, settings),
                              lambda spec: check_budgets(spec, settings))
     sweep_id = new_sweep_id()
-    jobs: list[tuple[str, str]] = []  # (job id, queue)
-    for vp in points:
-        queue = queue_for(vp.spec.training.device, settings)
-        job = store.create(vp.spec.model_dump_json(), name=vp.spec.name, queue=queue,
-                           sweep_id=sweep_id)
-        jobs.append((job.id, queue))
+    jobs = _record_jobs(store, points, sweep_id=sweep_id, settings=settings, caller=caller)
     now = utcnow()
     sweeps.create(SweepRecord(
         id=sweep_id, name=body.name, mode=body.mode, base=base,
@@ -95,11 +103,36 @@ def create_sweep(
         variants={k: dict(v) for k, v in body.variants.items()} if body.variants else None,
         points=[SweepPoint(index=vp.point.index, values=vp.point.values, job_ids=[job_id])
                 for vp, (job_id, _) in zip(points, jobs, strict=True)],
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, owner=caller.name,
     ))
     _enqueue_all(store, dispatcher, jobs)
     return SweepAccepted(id=sweep_id, points=len(jobs), job_ids=[j for j, _ in jobs],
                          links=sweep_links(sweep_id))
+
+
+def _record_jobs(
+    store: JobStore, points: Sequence[ValidatedPoint], *, sweep_id: str,
+    settings: ServiceSettings, caller: Caller,
+) -> list[tuple[str, str]]:
+    """One queued job per point, owned by the caller; (job id, queue) pairs.
+
+    A key over its limit of queued plus running jobs gets the 429 of the first job that does
+    not fit; the jobs this call already recorded are failed (never enqueued) first.
+    """
+    jobs: list[tuple[str, str]] = []
+    for vp in points:
+        queue = queue_for(vp.spec.training.device, settings)
+        try:
+            job = store.create(vp.spec.model_dump_json(), name=vp.spec.name, queue=queue,
+                               sweep_id=sweep_id, owner=caller.name,
+                               max_active=caller.max_queued)
+        except QuotaExceeded:
+            for job_id, _ in jobs:
+                with contextlib.suppress(TrainabilityError):
+                    store.finish(job_id, "failed", error="not enqueued: sweep over the key's limit")
+            raise
+        jobs.append((job.id, queue))
+    return jobs
 
 
 def _enqueue_all(store: JobStore, dispatcher: JobDispatcher, jobs: list[tuple[str, str]]) -> None:
@@ -211,6 +244,7 @@ def rerun_sweep(
     store: JobStore,
     sweeps: SweepStore,
     dispatcher: JobDispatcher,
+    caller: Caller = ANONYMOUS,
 ) -> SweepRerun:
     """A new job for every point whose current job ended in one of ``statuses``."""
     wanted = set(statuses)
@@ -220,15 +254,11 @@ def rerun_sweep(
                                           "zip" if record.mode == "zip" else "grid")}
     chosen = [by_index[s.point.index] for s in states]
     validated = validate_points(record.base, chosen, lambda spec: check_budgets(spec, settings))
-    jobs: list[tuple[str, str]] = []
+    jobs = _record_jobs(store, validated, sweep_id=record.id, settings=settings, caller=caller)
     rerun = []
-    for state, vp in zip(states, validated, strict=True):
-        queue = queue_for(vp.spec.training.device, settings)
-        job = store.create(vp.spec.model_dump_json(), name=vp.spec.name, queue=queue,
-                           sweep_id=record.id)
-        sweeps.add_job(record.id, vp.point.index, job.id)
-        jobs.append((job.id, queue))
-        rerun.append(RerunPoint(point=vp.point.index, job_id=job.id,
+    for state, vp, (job_id, _) in zip(states, validated, jobs, strict=True):
+        sweeps.add_job(record.id, vp.point.index, job_id)
+        rerun.append(RerunPoint(point=vp.point.index, job_id=job_id,
                                 previous_job_id=state.job.id if state.job else None))
     _enqueue_all(store, dispatcher, jobs)
     return SweepRerun(id=record.id, rerun=rerun)

@@ -7,6 +7,7 @@ job store; a sweep only points at jobs. Redis layout (``{p}`` = key prefix)::
 
     {p}:sweep:{id}      hash   id, name, mode, base (JSON), axes (JSON), variants (JSON),
                                points (JSON list of values), order, created_at, updated_at,
+                               owner (the API key's name, empty when auth is off),
                                jobs:{i} (space-separated job ids of point i)
     {p}:sweeps          zset   every sweep id, score = order (newest first)
 
@@ -55,6 +56,7 @@ class SweepRecord:
     points: list[SweepPoint]
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None  # the API key's name when auth is on (its jobs carry it too)
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,10 @@ class SweepStore(Protocol):
     def add_job(self, sweep_id: str, point: int, job_id: str) -> None:
         """Make ``job_id`` the current job of ``point`` (a re-run), keeping the older ones."""
 
-    def list_sweeps(self, *, limit: int = 20, cursor: str | None = None) -> SweepPage:
-        """Newest first; ``cursor`` is the previous page's ``next_cursor``."""
+    def list_sweeps(
+        self, *, limit: int = 20, cursor: str | None = None, owner: str | None = None
+    ) -> SweepPage:
+        """Newest first (only ``owner``'s when given); ``cursor``: the last page's."""
 
 
 def sweep_store_from_settings(settings: Settings) -> RedisSweepStore:
@@ -140,6 +144,7 @@ class RedisSweepStore:
             "points": _dumps([p.values for p in record.points]),
             "created_at": record.created_at.isoformat(),
             "updated_at": record.updated_at.isoformat(),
+            "owner": record.owner or "",
         }
         for p in record.points:
             fields[f"jobs:{p.index}"] = " ".join(p.job_ids)
@@ -165,7 +170,9 @@ class RedisSweepStore:
         if not done:
             raise SweepNotFound(sweep_id)
 
-    def list_sweeps(self, *, limit: int = 20, cursor: str | None = None) -> SweepPage:
+    def list_sweeps(
+        self, *, limit: int = 20, cursor: str | None = None, owner: str | None = None
+    ) -> SweepPage:
         if limit < 1:
             raise ValueError("limit must be positive")
         top: str = "+inf" if cursor is None else f"({_decode_cursor(cursor)}"
@@ -183,10 +190,10 @@ class RedisSweepStore:
                     pipe.hgetall(self.sweep_key(member))
                 expired = []
                 for (member, score), raw in zip(rows, pipe.execute(), strict=True):
-                    if raw:
-                        found.append((int(score), _record(raw)))
-                    else:
+                    if not raw:
                         expired.append(member)
+                    elif owner is None or raw.get("owner") == owner:  # else another key's
+                        found.append((int(score), _record(raw)))
                 if expired:
                     self._r.zrem(self.index_key(), *expired)
                 top = f"({int(rows[-1][1])}"
@@ -219,6 +226,7 @@ def _record(raw: dict[str, str]) -> SweepRecord:
         points=points,
         created_at=datetime.fromisoformat(raw["created_at"]),
         updated_at=datetime.fromisoformat(raw["updated_at"]),
+        owner=raw.get("owner") or None,
     )
 
 

@@ -192,3 +192,32 @@ def test_the_body_is_kept_as_given(api, spec_doc):
     assert sweep["base"] == json.loads(json.dumps(spec_doc()))
     assert sweep["variants"]["relu+residual"] == {"model.activation": "relu",
                                                   "model.residual": True}
+
+
+def test_with_auth_a_sweep_and_its_jobs_belong_to_the_key(server_with, spec_doc,
+                                                          redis_server):
+    import hashlib
+
+    import httpx
+
+    from trainability_client import Client, NotFound, Unauthorized
+
+    redis_server.client(2).flushdb()
+    keys = [{"name": n, "sha256": hashlib.sha256(f"secret-{n}".encode()).hexdigest()}
+            for n in ("alice", "bob")]
+    with server_with(auth_enabled=True, api_keys=keys) as server:
+        with Client(server.url, api_key="secret-alice") as alice, \
+                Client(server.url, api_key="secret-bob") as bob:
+            accepted = alice.create_sweep(spec_doc(), {"model.depth": [2, 3]})
+            assert alice.get(accepted.job_ids[0]).raw.get("sweep_id") == accepted.id
+            assert [s["id"] for s in alice.list_sweeps()] == [accepted.id]
+            assert list(bob.list_sweeps()) == []
+            for call in (lambda: bob.sweep(accepted.id), lambda: bob.cancel_sweep(accepted.id),
+                         lambda: bob.sweep_report(accepted.id),
+                         lambda: bob.get(accepted.job_ids[0])):
+                with pytest.raises(NotFound):
+                    call()
+            assert alice.cancel_sweep(accepted.id)["cancelled"] == accepted.job_ids
+        with Client(server.url, api_key="wrong") as nobody, pytest.raises(Unauthorized):
+            nobody.sweep(accepted.id)
+        assert httpx.get(f"{server.url}/v1/sweeps").status_code == 401

@@ -17,7 +17,7 @@ from service.reports.plots import (
     sweep_plot,
 )
 from service.schemas import problem_responses
-from service.sweeps import point_states, progress_of, rows_of, varied_columns
+from service.sweeps import owned_sweep, point_states, progress_of, rows_of, varied_columns
 from worker.errors import ResultNotReady
 from worker.sweeps import METRICS
 
@@ -77,9 +77,11 @@ def get_experiment_plot(
 @router.get("/sweeps/{sweep_id}/report", response_class=HTMLResponse,
             operation_id="get_sweep_report",
             responses={**_HTML, **problem_responses(404, 503)})
-def get_sweep_report(sweep_id: str, store: StoreDep, sweeps: SweepStoreDep) -> HTMLResponse:
+def get_sweep_report(
+    sweep_id: str, store: StoreDep, sweeps: SweepStoreDep, caller: CallerDep
+) -> HTMLResponse:
     """An HTML page: progress, the comparison table, and each metric against the varied axis."""
-    record = sweeps.get(sweep_id)
+    record = owned_sweep(sweeps, sweep_id, caller)
     rows = rows_of(point_states(store, record))
     progress = progress_of(rows)
     return HTMLResponse(sweep_report(
@@ -97,6 +99,7 @@ def get_sweep_plot(
     fmt: FormatParam,
     store: StoreDep,
     sweeps: SweepStoreDep,
+    caller: CallerDep,
     x: Annotated[str | None, Query(
         description="Varied column on the x axis (default: the first numeric one)."
     )] = None,
@@ -105,7 +108,7 @@ def get_sweep_plot(
 
     E.g. ``grad_ratio_init`` against ``model.depth`` with one line per activation (log y).
     """
-    record = sweeps.get(sweep_id)
+    record = owned_sweep(sweeps, sweep_id, caller)
     rows = rows_of(point_states(store, record))
     body = render(sweep_plot(name, rows, varied_columns(record), x), fmt)
     return Response(body, media_type=MEDIA_TYPES[fmt])

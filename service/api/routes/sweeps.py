@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Response
 
-from service.api.deps import DispatcherDep, SettingsDep, StoreDep, SweepStoreDep
+from service.api.deps import CallerDep, DispatcherDep, SettingsDep, StoreDep, SweepStoreDep
 from service.schemas import problem_responses
 from service.sweep_schemas import (
     RerunRequest,
@@ -17,7 +17,14 @@ from service.sweep_schemas import (
     SweepRerun,
     SweepsPage,
 )
-from service.sweeps import cancel_sweep, create_sweep, rerun_sweep, summary_of, sweep_view
+from service.sweeps import (
+    cancel_sweep,
+    create_sweep,
+    owned_sweep,
+    rerun_sweep,
+    summary_of,
+    sweep_view,
+)
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -26,7 +33,7 @@ router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
              responses=problem_responses(422, 503))
 def create_sweep_route(
     body: SweepCreate, response: Response, settings: SettingsDep, store: StoreDep,
-    sweeps: SweepStoreDep, dispatcher: DispatcherDep,
+    sweeps: SweepStoreDep, dispatcher: DispatcherDep, caller: CallerDep,
 ) -> SweepAccepted:
     """Start a sweep: one experiment per point of the axes over the base spec.
 
@@ -35,7 +42,7 @@ def create_sweep_route(
     is limited by the server (``max_sweep_points``). Each job carries the sweep id.
     """
     accepted = create_sweep(body, settings=settings, store=store, sweeps=sweeps,
-                            dispatcher=dispatcher)
+                            dispatcher=dispatcher, caller=caller)
     response.headers["Location"] = accepted.links.self
     return accepted
 
@@ -46,6 +53,7 @@ def get_sweep(
     sweep_id: str,
     store: StoreDep,
     sweeps: SweepStoreDep,
+    caller: CallerDep,
     sort: Annotated[str, Query(description="Column to sort the table by (see `columns`).")]
     = "point",
     order: Annotated[Literal["asc", "desc"], Query(description="Sort direction.")] = "asc",
@@ -56,37 +64,40 @@ def get_sweep(
     end-to-end gradient ratio at step 0 and at the end, mean alignment, the MLI largest bump
     and the number of findings by severity. Nulls sort last in either direction.
     """
-    return sweep_view(store, sweeps.get(sweep_id), sort=sort, order=order)
+    return sweep_view(store, owned_sweep(sweeps, sweep_id, caller), sort=sort, order=order)
 
 
 @router.get("", response_model=SweepsPage, operation_id="list_sweeps",
             responses=problem_responses(422, 503))
 def list_sweeps(
     sweeps: SweepStoreDep,
+    caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Sweeps per page.")] = 20,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of a page.")]
     = None,
 ) -> SweepsPage:
     """Sweeps, newest first, one page at a time."""
-    page = sweeps.list_sweeps(limit=limit, cursor=cursor)
+    page = sweeps.list_sweeps(limit=limit, cursor=cursor, owner=caller.name)
     return SweepsPage(data=[summary_of(r) for r in page.items], next_cursor=page.next_cursor)
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepCancelled, operation_id="cancel_sweep",
              responses=problem_responses(404, 503))
-def cancel_sweep_route(sweep_id: str, store: StoreDep, sweeps: SweepStoreDep) -> SweepCancelled:
+def cancel_sweep_route(
+    sweep_id: str, store: StoreDep, sweeps: SweepStoreDep, caller: CallerDep
+) -> SweepCancelled:
     """Cancel every point whose current job has not ended (queued or running)."""
-    return cancel_sweep(store, sweeps.get(sweep_id))
+    return cancel_sweep(store, owned_sweep(sweeps, sweep_id, caller))
 
 
 @router.post("/{sweep_id}/rerun", status_code=202, response_model=SweepRerun,
              operation_id="rerun_sweep", responses=problem_responses(404, 422, 503))
 def rerun_sweep_route(
     sweep_id: str, settings: SettingsDep, store: StoreDep, sweeps: SweepStoreDep,
-    dispatcher: DispatcherDep,
+    dispatcher: DispatcherDep, caller: CallerDep,
     body: Annotated[RerunRequest | None, Body()] = None,
 ) -> SweepRerun:
     """Run failed or cancelled points again as new jobs; earlier jobs stay in the history."""
     statuses = list((body or RerunRequest()).statuses)
-    return rerun_sweep(sweeps.get(sweep_id), statuses, settings=settings, store=store,
-                       sweeps=sweeps, dispatcher=dispatcher)
+    return rerun_sweep(owned_sweep(sweeps, sweep_id, caller), statuses, settings=settings,
+                       store=store, sweeps=sweeps, dispatcher=dispatcher, caller=caller)
