@@ -31,6 +31,7 @@ class DesignFacts:
     depth: int  # nonlinear stages (the gradient-flow probe points)
     init_scheme: str
     init_gain: float | None
+    lstm_forget_bias: float | None
 
     @property
     def saturating(self) -> frozenset[str]:
@@ -63,4 +64,5 @@ def design_facts(spec: ExperimentSpec) -> DesignFacts:
         depth=sum(1 for x in top if x.type in probed),
         init_scheme=spec.init.scheme,
         init_gain=spec.init.gain,
+        lstm_forget_bias=spec.init.lstm_forget_bias,
     )

@@ -183,35 +183,46 @@ def divergence_findings(spec: ExperimentSpec, summary: dict[str, Any]) -> list[d
 
 
 def recurrent_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A recurrent layer whose gradient dies out well before the sequence's start."""
-    for probe in probes:
-        for layer in probe["layers"]:
-            if layer["verdict"] == "vanishing":
-                tips = []
-                if layer["kind"] == "rnn":
-                    tips.append(
-                        "use an lstm (forget-gate bias 1) or a gru instead of a vanilla rnn"
-                    )
-                elif layer["kind"] == "lstm":
-                    tips.append("raise the LSTM forget-gate bias (init.lstm_forget_bias = 1)")
-                tips.append("initialize recurrent weights orthogonally")
-                return [
-                    _finding(
-                        "vanishing_gradients_through_time",
-                        "critical" if probe["step"] == 0 else "warning",
-                        f"At step {probe['step']}, the gradient in {layer['layer']} falls below 1% "
-                        f"of its last-step value within {layer['memory_horizon']} of "
-                        f"{layer['steps']} steps: earlier inputs barely influence learning.",
-                        {
-                            "step": probe["step"],
-                            "memory_horizon": layer["memory_horizon"],
-                            "sequence_length": layer["steps"],
-                            "per_step_gain": layer["per_step_gain"],
-                        },
-                        "; ".join(tips),
-                    )
-                ]
-    return []
+    """A recurrent layer whose gradient dies out well before the sequence's start.
+
+    Still so at the last probe: a warning (training did not open a longer memory). Only at
+    initialization: info, since gated units (LSTM/GRU) routinely learn to extend it.
+    """
+    if not probes:
+        return []
+    last = [
+        (probes[-1], layer) for layer in probes[-1]["layers"] if layer["verdict"] == "vanishing"
+    ]
+    first = [(probes[0], layer) for layer in probes[0]["layers"] if layer["verdict"] == "vanishing"]
+    hits = last or first
+    severity: Severity = "warning" if last else "info"
+    if not hits:
+        return []
+    probe, layer = hits[0]
+    tips = []
+    if layer["kind"] == "rnn":
+        tips.append("use an lstm (forget-gate bias 1) or a gru instead of a vanilla rnn")
+    elif layer["kind"] == "lstm" and (d.lstm_forget_bias is None or d.lstm_forget_bias < 1):
+        tips.append("raise the LSTM forget-gate bias (init.lstm_forget_bias = 1)")
+    if d.init_scheme != "orthogonal":
+        tips.append("initialize recurrent weights orthogonally")
+    tips.append("clip the gradient norm and train longer" if not tips else "")
+    return [
+        _finding(
+            "vanishing_gradients_through_time",
+            severity,
+            f"At step {probe['step']}, the gradient in {layer['layer']} falls below 1% of its "
+            f"last-step value {layer['memory_horizon']} of {layer['steps']} steps back: "
+            "earlier inputs barely influence learning.",
+            {
+                "step": probe["step"],
+                "memory_horizon": layer["memory_horizon"],
+                "sequence_length": layer["steps"],
+                "per_step_gain": layer["per_step_gain"],
+            },
+            "; ".join(t for t in tips if t),
+        )
+    ]
 
 
 def _closest(values: list[float], target: float) -> int:
