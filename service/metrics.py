@@ -102,7 +102,8 @@ class StoreCollector(Collector):
                                        labels=["status"])
         for status, buckets in sorted(snapshot.durations.items()):
             total = buckets.get("+Inf", 0.0)
-            points = [(_label(b), buckets.get(_label(b), 0.0)) for b in DURATION_BUCKETS]
+            # le labels as prometheus_client writes them ("1.0", "7200.0")
+            points = [(str(float(b)), buckets.get(_label(b), 0.0)) for b in DURATION_BUCKETS]
             histogram.add_metric([status], [*points, ("+Inf", total)],
                                  sum_value=buckets.get("sum", 0.0))
             finished.add_metric([status], total)
