@@ -169,3 +169,14 @@ def test_cli_submit_of_an_invalid_spec_names_the_field(e2e_server, tmp_path):
     done = cli("submit", str(path), url=e2e_server.url)
     assert done.returncode == 2
     assert "refused" in done.stderr and "model.activation" in done.stderr
+
+
+def test_cli_cancel_stops_an_experiment(e2e_server):
+    with Client(e2e_server.url) as client:
+        job = client.submit({**SPEC, "training": {**SPEC["training"], "steps": 5000}})
+        done = cli("cancel", job.id, url=e2e_server.url)
+        assert done.returncode == 0, done.stderr
+        assert job.id in done.stdout
+        assert client.wait(job.id, timeout=60).status == "cancelled"
+        again = cli("cancel", job.id, url=e2e_server.url)
+        assert again.returncode == 1 and "409" in again.stderr  # final states are final
