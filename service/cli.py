@@ -62,16 +62,23 @@ def worker_argv(queues: str, concurrency: int, log_level: str, hostname: str) ->
     ]
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
+def worker_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The worker's argv and the environment variables to set for it."""
     queues = args.queues or DEFAULT_QUEUES
     hostname = args.hostname or f"trainability-{os.getpid()}@%h"
+    env: dict[str, str] = {}
     if args.gpu is not None:
         # One process per GPU: it sees only its GPU (as cuda:0). Set before exec, so nothing
         # (not even the prefork child) can initialize another device.
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
+        env["CUDA_VISIBLE_DEVICES"] = str(args.gpu)
         queues = args.queues or "gpu"
         hostname = args.hostname or f"trainability-gpu{args.gpu}@%h"
-    argv = worker_argv(queues, args.concurrency, args.log_level, hostname)
+    return worker_argv(queues, args.concurrency, args.log_level, hostname), env
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    argv, env = worker_command(args)
+    os.environ.update(env)
     os.execv(argv[0], argv)  # replace this process: signals reach Celery directly
 
 

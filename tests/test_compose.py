@@ -341,6 +341,76 @@ def test_build_contexts_and_dockerfiles_exist(services: dict[str, dict[str, Any]
     assert built["worker"]["dockerfile"] == "docker/worker.Dockerfile"
 
 
+def _interpolated(environment: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+    """A service's environment as compose would pass it (``${VAR:-default}`` only)."""
+
+    def one(value: Any) -> str:
+        return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m[1], m[2]), str(value))
+
+    return {key: one(value) for key, value in environment.items()}
+
+
+def _service_settings(environment: dict[str, str]) -> Any:
+    """ServiceSettings read from exactly this environment (nothing from the test process)."""
+    from service.settings import ServiceSettings
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("TRAINABILITY_")}
+    try:
+        for key in saved:
+            del os.environ[key]
+        os.environ.update({k: v for k, v in environment.items() if k.startswith("TRAINABILITY_")})
+        return ServiceSettings()
+    finally:
+        for key in [k for k in os.environ if k.startswith("TRAINABILITY_")]:
+            del os.environ[key]
+        os.environ.update(saved)
+
+
+def test_api_runs_with_auth_and_refuses_to_start_without_keys(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    import hashlib
+
+    from pydantic import ValidationError
+
+    env = services["api"]["environment"]
+    assert env["TRAINABILITY_AUTH_ENABLED"] == "true"
+    assert env["TRAINABILITY_ENVIRONMENT"] == "production"
+    with pytest.raises(ValidationError, match="TRAINABILITY_API_KEYS is empty"):
+        _service_settings(_interpolated(env, {}))
+    keys = json.dumps([{"name": "ops", "sha256": hashlib.sha256(b"k-31337").hexdigest()}])
+    settings = _service_settings(_interpolated(env, {"TRAINABILITY_API_KEYS": keys}))
+    assert settings.auth_enabled and settings.api_keys[0].name == "ops"
+    with pytest.raises(ValidationError, match="webhook_secret is a placeholder"):
+        _service_settings(_interpolated(env, {"TRAINABILITY_API_KEYS": keys,
+                                              "TRAINABILITY_WEBHOOK_ALLOWLIST": "*"}))
+
+
+def test_notifier_delivers_webhooks_from_the_api_image(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    notifier = services["notifier"]
+    assert notifier["image"] == services["api"]["image"]  # torch-free, small
+    argv = [str(a) for a in notifier["command"]]
+    assert argument_after(argv, "-A", "--app") == WORKER_APP
+    assert argument_after(argv, "-Q", "--queues") == "webhooks"
+    assert argument_after(argv, "-P", "--pool") == "threads"
+    assert argument_after(argv, "-n", "--hostname") == "notifier@%h"
+    assert '"notifier@$$HOSTNAME"' in notifier["healthcheck"]["test"][1]
+    for key in ("TRAINABILITY_WEBHOOK_ALLOWLIST", "TRAINABILITY_WEBHOOK_SECRET"):
+        assert key in notifier["environment"] and key in services["api"]["environment"]
+
+
+def test_worker_task_modules_load_with_only_the_api_extra() -> None:
+    """The notifier runs `celery -A worker.celery_app` on the API image: the task modules it
+    imports (tasks, heartbeat, reaper, webhooks) must not need torch or numpy."""
+    missing = requirement_names(project_deps("requirements")) - requirement_names(
+        project_deps("requirements", "--extra", "api")
+    )
+    for module in ("worker.tasks", "worker.reaper", "worker.heartbeat", "worker.webhooks"):
+        import_without(module, import_names(missing))
+
+
 # ---- Dockerfiles ----------------------------------------------------------------------------
 
 
