@@ -229,10 +229,13 @@ def _execute(
                             max_attempts=max_attempts)
         if claim.outcome == "busy" and claim.lease is not None:
             # The previous attempt ran in a child of this same node that is gone (SIGKILL,
-            # OOM: the message came back through task_reject_on_worker_lost): take over now
-            # instead of waiting for its lease to expire.
+            # OOM: the message came back through task_reject_on_worker_lost), or in this very
+            # process, which runs one task at a time (a retry after a Redis blip): take over
+            # now instead of waiting for its lease to expire.
             other = Lease.parse(claim.lease)
-            if other is not None and other.node == worker and not pid_alive(other.pid):
+            if other is not None and other.node == worker and (
+                other.pid == os.getpid() or not pid_alive(other.pid)
+            ):
                 claim = store.claim(job_id, worker=worker, holder=holder,
                                     lease_ttl_s=lease_ttl_s, max_attempts=max_attempts,
                                     replace=claim.lease)

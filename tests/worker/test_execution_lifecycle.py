@@ -106,8 +106,15 @@ def test_a_duplicate_delivery_is_dropped_while_another_attempt_is_alive(store):
                 max_attempts=3)
     assert execute_job(store, job.id, worker="w@h", run=must_not_run) is None
     # also from the same node while the holder process is alive (a second pool child)
-    store_job = store.get(job.id)
-    assert execute_job(store, job.id, worker="other@h", run=must_not_run) is None
+    sibling = subprocess.Popen(["sleep", "30"])
+    try:
+        store.claim(job.id, worker="other@h", holder=f"other@h|{sibling.pid}",
+                    lease_ttl_s=30, max_attempts=3, replace=store.lease(job.id))
+        store_job = store.get(job.id)
+        assert execute_job(store, job.id, worker="other@h", run=must_not_run) is None
+    finally:
+        sibling.kill()
+        sibling.wait()
     assert store.get(job.id) == store_job  # attempts, worker, status untouched
 
 
@@ -118,6 +125,16 @@ def test_a_dead_child_of_the_same_node_is_taken_over_at_once(store):
     store.claim(job.id, worker="w@h", holder=f"w@h|{dead.pid}", lease_ttl_s=30, max_attempts=3)
     status = execute_job(store, job.id, worker="w@h", run=looping_run(steps=3, pause=0))
     assert status == "succeeded"
+    assert store.get(job.id).attempts == 2
+
+
+def test_a_retry_in_the_same_process_takes_over_its_own_stale_lease(store):
+    """A task retried after a Redis blip finds the lease of its own earlier try."""
+    job = store.create(SPEC, name=None, queue="cpu")
+    store.claim(job.id, worker="w@h", holder=f"w@h|{os.getpid()}", lease_ttl_s=30,
+                max_attempts=3)
+    assert execute_job(store, job.id, worker="w@h", run=looping_run(steps=3, pause=0)) == \
+        "succeeded"
     assert store.get(job.id).attempts == 2
 
 
