@@ -873,10 +873,13 @@ class RedisJobStore:
                            f"{lost_after_s:g} s); re-queued",
         }))
 
-    def queued_jobs(self) -> list[tuple[str, str, str]]:
-        """Every queued job: (id, queue, queued_ts on the Redis clock as stored)."""
+    def queued_jobs(self, created_before: float | None = None) -> list[tuple[str, str, str]]:
+        """Queued jobs (created before ``created_before``, unix seconds on the Redis clock):
+        (id, queue, queued_ts on the Redis clock as stored)."""
+        top = "+inf" if created_before is None else int(created_before * 1_000_000)
         with translate_redis_errors():
-            ids = cast(list[str], self._r.zrange(self.index_key("queued"), 0, -1))
+            ids = cast(list[str], self._r.zrange(self.index_key("queued"), "-inf", top,
+                                                 byscore=True))
             pipe = self._r.pipeline(transaction=False)
             for job_id in ids:
                 pipe.hmget(self.job_key(job_id), ("status", "queue", "queued_ts"))

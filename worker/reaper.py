@@ -141,10 +141,12 @@ class Reaper:
                 self._announce(job.id)
 
     def _lost_messages(self, report: ReapReport) -> None:
-        queued = self._store.queued_jobs()
+        # Only jobs created before the threshold can have waited that long (the index score
+        # is the creation time): a large fresh backlog costs nothing here.
+        now = self._store.redis_time()
+        queued = self._store.queued_jobs(created_before=now - self._settings.queued_lost_after_s)
         if not queued:
             return
-        now = self._store.redis_time()
         stale = [(job_id, queue, ts) for job_id, queue, ts in queued
                  if now - float(ts) > self._settings.queued_lost_after_s]
         if not stale:
