@@ -2,7 +2,7 @@
 the tests SIGKILL and restart.
 
 - live progress over server-sent events, and the signed webhook (retried after a 500);
-- time limits: the spec's and the server's (6 s here), both ``timed_out`` with partial results;
+- time limits: the spec's and the server's (10 s here), both ``timed_out`` with partial results;
 - cancel a queued and a running job; restart the worker and redeliver: they never run again;
 - SIGKILL the whole worker (main process and child) mid-job: the reaper in a restarted worker
   re-queues it and it finishes as attempt 2 (never stuck ``running``).
@@ -81,7 +81,8 @@ def farm(redis_server, tmp_path_factory) -> Iterator[WorkerFarm]:
         "TRAINABILITY_WEBHOOK_RETRY_BACKOFF_S": "1",
         "TRAINABILITY_WEBHOOK_RETRY_BACKOFF_MAX_S": "1",
         # the server's maximum training time (the spec may ask for less)
-        "TRAINABILITY_JOB_TIME_LIMIT_S": "6",
+        # (10 s: room for the other jobs here on a loaded 2-core machine)
+        "TRAINABILITY_JOB_TIME_LIMIT_S": "10",
         "TRAINABILITY_JOB_SOFT_TIME_LIMIT_S": "20",
         "TRAINABILITY_JOB_HARD_TIME_LIMIT_S": "30",
     })
@@ -158,13 +159,13 @@ def test_live_progress_events_and_a_signed_webhook(farm, client):
 def test_time_limits_end_in_timed_out_with_partial_results(farm, client):
     live_worker(farm)
     by_spec = submit(client, spec(40_000, time_limit_s=0.5))  # the spec asks for 0.5 s
-    by_server = submit(client, spec(40_000))  # the server allows 6 s
-    for job_id, limit in ((by_spec, 0.5), (by_server, 6.0)):
+    by_server = submit(client, spec(80_000))  # the server allows 10 s
+    for job_id, limit in ((by_spec, 0.5), (by_server, 10.0)):
         job = wait_final(client, job_id, timeout=60)
         assert job["status"] == "timed_out", job["error"]
         summary = job["result"]["summary"]
         assert summary["outcome"] == "timed_out"
-        assert 0 < summary["steps"] < 40_000  # partial: what was done until the limit
+        assert 0 < summary["steps"] < 80_000  # partial: what was done until the limit
         assert limit <= summary["train_time_s"] < limit + 2
         assert "time limit" in job["error"]
 
@@ -212,7 +213,7 @@ def test_cancelled_jobs_never_run_again_even_after_a_restart(farm, client, api):
 
 def test_a_sigkilled_worker_loses_no_job(farm, client):
     victim = live_worker(farm)
-    job_id = submit(client, spec(2500))
+    job_id = submit(client, spec(1500))
     wait_until(lambda: (client.get(f"/v1/experiments/{job_id}").json()["progress"] or {})
                .get("step", 0) >= 200, 60, "the job to make progress")
 
@@ -226,5 +227,5 @@ def test_a_sigkilled_worker_loses_no_job(farm, client):
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
     assert job["worker"].startswith("rescuer@")
-    assert job["result"]["summary"]["steps"] == 2500
+    assert job["result"]["summary"]["steps"] == 1500
     assert "was lost" in rescuer.output() or "re-queued" in rescuer.output()
