@@ -1,36 +1,50 @@
-"""Print the configuration table for the README from the settings classes (the source of truth).
+"""The README's configuration table, generated from the settings classes (the source of truth).
 
-Usage: python scripts/settings_table.py
+Usage: python scripts/settings_table.py           # print the table
+       python scripts/settings_table.py --write   # replace the table in README.md
 """
 
 from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
 from service.settings import ServiceSettings
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
 
 def env_name(name: str, field: FieldInfo) -> str:
-    alias = field.validation_alias
-    choices = getattr(alias, "choices", None)
+    choices = getattr(field.validation_alias, "choices", None)
     if choices:
         return str(choices[0])
     return f"TRAINABILITY_{name.upper()}"
 
 
-def rows() -> list[tuple[str, str, str]]:
-    out = []
+def markdown_table() -> str:
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in ServiceSettings.model_fields.items():
         default = field.get_default(call_default_factory=True)
-        out.append((env_name(name, field), repr(default), field.description or ""))
-    return out
+        meaning = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| `{env_name(name, field)}` | `{default!r}` | {meaning} |")
+    return "\n".join(lines)
+
+
+def with_table(readme: str) -> str:
+    """``readme`` with the block between the markers replaced by the current table."""
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
+    return pattern.sub(lambda _m: f"{START}\n{markdown_table()}\n{END}", readme)
 
 
 def main() -> None:
-    print("| variable | default | meaning |")
-    print("|---|---|---|")
-    for env, default, meaning in rows():
-        print(f"| `{env}` | `{default}` | {meaning} |")
+    if "--write" in sys.argv[1:]:
+        README.write_text(with_table(README.read_text()))
+    else:
+        print(markdown_table())
 
 
 if __name__ == "__main__":

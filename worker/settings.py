@@ -32,8 +32,13 @@ class Settings(BaseSettings):
     """Configuration every process reads; the service extends it (``ServiceSettings``)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TRAINABILITY_", extra="ignore", frozen=True, validate_default=True,
-        validate_by_name=True, validate_by_alias=True, hide_input_in_errors=True,
+        env_prefix="TRAINABILITY_",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        hide_input_in_errors=True,
     )
 
     redis_url: str = Field(
@@ -41,9 +46,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "TRAINABILITY_REDIS_URL"),
         description="Broker and job store (one Redis).",
     )
-    redis_socket_timeout_s: float = Field(5.0, gt=0, le=60)
-    redis_connect_timeout_s: float = Field(2.0, gt=0, le=60)
-    key_prefix: str = Field("trainability", pattern=r"^[A-Za-z0-9_.-]+$")
+    redis_socket_timeout_s: float = Field(5.0, gt=0, le=60, description="Redis read/write timeout.")
+    redis_connect_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Redis connect timeout (Redis down: a fast 503)."
+    )
+    key_prefix: str = Field(
+        "trainability",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of every Redis key we write.",
+    )
     retention_seconds: int = Field(
         7 * 24 * 3600, ge=60, description="TTL of job records and indexes, refreshed on writes."
     )
@@ -52,38 +63,60 @@ class Settings(BaseSettings):
     # ``job_time_limit_s`` (a spec may ask for less) and returns partial results; Celery's soft
     # limit raises in the task if that did not happen, and its hard limit kills the child.
     job_time_limit_s: int = Field(3300, ge=1, description="Server maximum training time.")
-    job_soft_time_limit_s: int = Field(3540, ge=2)
-    job_hard_time_limit_s: int = Field(3600, ge=3)
+    job_soft_time_limit_s: int = Field(
+        3540,
+        ge=2,
+        description="Celery soft limit: the task records timed_out if training did not stop.",
+    )
+    job_hard_time_limit_s: int = Field(
+        3600,
+        ge=3,
+        description="Celery hard limit: the child is killed; the reaper re-queues the job.",
+    )
     # Redis redelivers an unacknowledged task after this; it must exceed the hard limit or a
     # long job runs twice (celery#5935).
-    broker_visibility_timeout_s: int = Field(7200, ge=3)
+    broker_visibility_timeout_s: int = Field(
+        7200, ge=3, description="Redis redelivers unacknowledged tasks after this (> hard limit)."
+    )
 
     # Queue routing: ``cpu`` -> cpu, ``cuda`` -> gpu, ``auto`` -> this queue.
-    auto_queue: QueueName = "cpu"
+    auto_queue: QueueName = Field("cpu", description="Queue for specs with device auto.")
     torch_threads: int | None = Field(
-        None, ge=1, le=1024,
+        None,
+        ge=1,
+        le=1024,
         description="CPU threads per training process (None: torch's default, all cores). "
         "Set 1 when several workers share a host: tiny models slow down badly when "
         "processes' thread pools compete for the same cores.",
     )
     progress_interval_s: float = Field(0.5, ge=0, le=60, description="Min seconds between writes.")
-    worker_heartbeat_interval_s: float = Field(5.0, gt=0, le=300)
-    worker_heartbeat_ttl_s: int = Field(30, ge=2, le=3600)
+    worker_heartbeat_interval_s: float = Field(
+        5.0, gt=0, le=300, description="Seconds between worker heartbeats (readiness, leases)."
+    )
+    worker_heartbeat_ttl_s: int = Field(
+        30, ge=2, le=3600, description="A worker without a heartbeat this long counts as gone."
+    )
 
     # Jobs that never get lost, stuck or leaked (worker/execution.py, worker/reaper.py).
     environment: Environment = Field(
-        "development", description="Outside development and test, placeholder secrets are "
-        "refused at start."
+        "development",
+        description="Outside development and test, placeholder secrets are refused at start.",
     )
     max_attempts: int = Field(
-        3, ge=1, le=100, description="Attempts per job; a job whose worker is lost this many "
+        3,
+        ge=1,
+        le=100,
+        description="Attempts per job; a job whose worker is lost this many "
         "times fails with the reason.",
     )
     job_heartbeat_interval_s: float = Field(
         5.0, gt=0, le=300, description="How often a running attempt renews its lease."
     )
     job_heartbeat_ttl_s: float = Field(
-        30.0, gt=0, le=3600, description="An attempt whose lease is this old is taken as lost "
+        30.0,
+        gt=0,
+        le=3600,
+        description="An attempt whose lease is this old is taken as lost "
         "(worker killed, OOM, host gone): the reaper re-queues or fails it.",
     )
     cancel_check_interval_s: float = Field(
@@ -93,8 +126,9 @@ class Settings(BaseSettings):
         15.0, gt=0, le=3600, description="Seconds between reaper passes (one worker reaps)."
     )
     queued_lost_after_s: float = Field(
-        300.0, gt=0, description="A job queued this long whose task is in no broker list "
-        "is sent again.",
+        300.0,
+        gt=0,
+        description="A job queued this long whose task is in no broker list is sent again.",
     )
     prune_interval_s: float = Field(
         3600.0, gt=0, description="Seconds between sweeps of expired ids out of the listings."
@@ -113,19 +147,23 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = Field(
         SecretStr("change-me"), description="HMAC-SHA256 key of the webhook signature."
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
-    webhook_max_retries: int = Field(8, ge=0, le=50)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one webhook POST.")
+    webhook_max_retries: int = Field(8, ge=0, le=50, description="Webhook delivery retries.")
     webhook_retry_backoff_s: int = Field(
         5, ge=1, le=3600, description="First retry delay; doubles per retry (jittered)."
     )
-    webhook_retry_backoff_max_s: int = Field(600, ge=1, le=24 * 3600)
+    webhook_retry_backoff_max_s: int = Field(
+        600, ge=1, le=24 * 3600, description="Longest wait between webhook retries."
+    )
     log_format: Literal["text", "json"] = Field(
         "text", description="text: key=value lines; json: one JSON object per line."
     )
 
     # Budgets: a spec over one of them is a 422 that names the limit.
-    max_parameters: int = Field(5_000_000, ge=1)
-    max_steps_x_batch: int = Field(50_000_000, ge=1)
+    max_parameters: int = Field(5_000_000, ge=1, description="Budget: trainable parameters.")
+    max_steps_x_batch: int = Field(
+        50_000_000, ge=1, description="Budget: optimizer steps x batch size."
+    )
     max_sequence_length: int = Field(
         1000, ge=1, description="Longest sequence (adding, copy, parity as sequence, inline)."
     )
@@ -147,8 +185,11 @@ class Settings(BaseSettings):
             raise ValueError("worker_heartbeat_ttl_s must exceed worker_heartbeat_interval_s")
         if self.job_heartbeat_ttl_s < 2 * self.job_heartbeat_interval_s:
             raise ValueError("job_heartbeat_ttl_s must be at least twice job_heartbeat_interval_s")
-        if (not self.is_development and self.webhook_allowlist
-                and self.webhook_secret.get_secret_value() in PLACEHOLDER_SECRETS):
+        if (
+            not self.is_development
+            and self.webhook_allowlist
+            and self.webhook_secret.get_secret_value() in PLACEHOLDER_SECRETS
+        ):
             raise ValueError("webhook_secret is a placeholder; set TRAINABILITY_WEBHOOK_SECRET")
         return self
 
