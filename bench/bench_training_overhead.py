@@ -6,7 +6,9 @@ Trains the same MLP on the same data and batch order several ways and prints the
   basic / standard / full
             worker.training.train with that diagnostics preset (standard is the default:
             probes at step 0, ~8 more, and the end, plus end-of-run analyses).
-Runs are interleaved and repeated; medians are reported. Usage:
+Runs are interleaved and repeated; medians are reported, in wall and CPU time, and, measured
+inside each run, the share of its training time spent in diagnostics (steady even when the
+machine's speed drifts between runs). Usage:
   python bench/bench_training_overhead.py [--steps 1000] [--depth 8] [--width 256]
       [--device cpu|cuda] [--threads 1] [--presets off,basic,standard,full]
 """
@@ -83,6 +85,9 @@ def time_plain(spec: ExperimentSpec, device: torch.device) -> Timing:
     return _since(start)
 
 
+SHARES: dict[str, list[float]] = {}  # per preset: diagnostics time / training time, per run
+
+
 def time_ours(spec: ExperimentSpec, device: torch.device) -> Timing:
     torch.manual_seed(0)
     data = make_dataset(spec.data, 0, device)
@@ -90,7 +95,8 @@ def time_ours(spec: ExperimentSpec, device: torch.device) -> Timing:
     probes = build_probes(spec, model, data, loss_function(data.shape))
     _sync(device)
     start = _clock()
-    train(spec, model, data, probes)
+    run = train(spec, model, data, probes)
+    SHARES.setdefault(spec.diagnostics.preset, []).append(run.diagnostics_time_s / run.train_time_s)
     return _since(start)
 
 
@@ -120,6 +126,15 @@ def main() -> None:
         "config": vars(args),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_threads": torch.get_num_threads(),
+    }
+    # Measured inside each run (immune to drift between runs): the share of training time
+    # spent in diagnostics, and the slowdown it implies, 1 / (1 - share).
+    report["in_run"] = {
+        p: {
+            "diagnostics_share": round(statistics.median(v), 4),
+            "implied_factor": round(1 / (1 - statistics.median(v)), 3),
+        }
+        for p, v in SHARES.items()
     }
     # CPU time is the steadier measure on a shared machine; wall time is what a user waits.
     for label, index in (("wall", 0), ("cpu", 1)):

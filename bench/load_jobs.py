@@ -91,8 +91,9 @@ class LoadReport:
         ]
 
 
-def submit_all(client: httpx.Client, n: int, threads: int) -> tuple[list[str], list[float],
-                                                                   dict[str, float]]:
+def submit_all(
+    client: httpx.Client, n: int, threads: int
+) -> tuple[list[str], list[float], dict[str, float]]:
     """Submit ``n`` jobs from ``threads`` threads; (ids, latencies in ms, submit time by id)."""
     ids: list[str] = []
     latencies: list[float] = []
@@ -150,8 +151,15 @@ def executions(log_text: str) -> Counter[str]:
     return Counter(re.findall(r"job ([0-9a-f]{32}): attempt \d+ on", log_text))
 
 
-def run_load(client: httpx.Client, n: int, threads: int, *, broker: redis.Redis | None = None,
-             worker_logs: list[Path] | None = None, timeout: float = 600) -> LoadReport:
+def run_load(
+    client: httpx.Client,
+    n: int,
+    threads: int,
+    *,
+    broker: redis.Redis | None = None,
+    worker_logs: list[Path] | None = None,
+    timeout: float = 600,
+) -> LoadReport:
     """Submit ``n`` jobs, wait for every one, check that none was lost or duplicated."""
     started = time.perf_counter()
     ids, latencies, submitted = submit_all(client, n, threads)
@@ -191,9 +199,16 @@ def run_load(client: httpx.Client, n: int, threads: int, *, broker: redis.Redis 
             problems.append(f"{len(twice)} jobs executed more than once")
         if never:
             problems.append(f"{len(never)} jobs with no execution in the worker logs")
-    return LoadReport(jobs=n, submit_s=submit_s, total_s=total_s, statuses=statuses,
-                      attempts=attempts, submit_latency_ms=latencies, end_to_end_s=ends,
-                      problems=problems)
+    return LoadReport(
+        jobs=n,
+        submit_s=submit_s,
+        total_s=total_s,
+        statuses=statuses,
+        attempts=attempts,
+        submit_latency_ms=latencies,
+        end_to_end_s=ends,
+        problems=problems,
+    )
 
 
 def _epoch(iso: str) -> float:
@@ -243,25 +258,67 @@ def main() -> int:
     server = None
     logging.basicConfig(level=logging.WARNING)  # the API's access lines would drown the report
     try:
-        procs.append(subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp), "--logfile", str(tmp / "redis.log")]))
+        procs.append(
+            subprocess.Popen(
+                [
+                    binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(tmp),
+                    "--logfile",
+                    str(tmp / "redis.log"),
+                ]
+            )
+        )
         url = f"redis://127.0.0.1:{port}/0"
         broker = redis.Redis.from_url(url, decode_responses=True)
         _wait(lambda: _pings(broker), 15, "redis-server")
-        env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT),
-               "TRAINABILITY_TORCH_THREADS": "1", "TRAINABILITY_PROGRESS_INTERVAL_S": "0.5"}
+        env = {
+            **os.environ,
+            "REDIS_URL": url,
+            "PYTHONPATH": str(ROOT),
+            "TRAINABILITY_TORCH_THREADS": "1",
+            "TRAINABILITY_PROGRESS_INTERVAL_S": "0.5",
+        }
         logs = []
         for i in range(args.workers):
             log = tmp / f"worker{i}.log"
             logs.append(log)
             with log.open("wb") as out:
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-                     "--pool=prefork", "--concurrency=1", "-Q", "cpu,gpu", "-n",
-                     f"load{i}@%h", "-l", "info", "--without-gossip", "--without-mingle"],
-                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "celery",
+                            "-A",
+                            "worker.celery_app",
+                            "worker",
+                            "--pool=prefork",
+                            "--concurrency=1",
+                            "-Q",
+                            "cpu,gpu",
+                            "-n",
+                            f"load{i}@%h",
+                            "-l",
+                            "info",
+                            "--without-gossip",
+                            "--without-mingle",
+                        ],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         os.environ["REDIS_URL"] = url
         import uvicorn
 
@@ -270,23 +327,41 @@ def main() -> int:
 
         api_port = _free_port()
         app = create_app(ServiceSettings(redis_url=url))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=api_port,
-                                               log_level="warning", lifespan="on"))
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning", lifespan="on")
+        )
         threading.Thread(target=server.run, daemon=True).start()
         _wait(lambda: server.started, 30, "the API")
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=60) as client:
+
             def ready() -> bool:
                 workers = client.get("/readyz").json().get("workers") or []
                 return bool(len(workers) == args.workers)
 
             _wait(ready, 90, "the workers")
-            print(f"{args.workers} workers, {args.threads} submitting threads, "
-                  f"{args.jobs} jobs", flush=True)
-            report = run_load(client, args.jobs, args.threads, broker=broker,
-                              worker_logs=logs, timeout=args.timeout)
+            print(
+                f"{args.workers} workers, {args.threads} submitting threads, {args.jobs} jobs",
+                flush=True,
+            )
+            report = run_load(
+                client,
+                args.jobs,
+                args.threads,
+                broker=broker,
+                worker_logs=logs,
+                timeout=args.timeout,
+            )
         print("\n".join(report.lines()))
-        print(json.dumps({"jobs": report.jobs, "submit_s": round(report.submit_s, 3),
-                          "total_s": round(report.total_s, 3), "ok": report.ok}))
+        print(
+            json.dumps(
+                {
+                    "jobs": report.jobs,
+                    "submit_s": round(report.submit_s, 3),
+                    "total_s": round(report.total_s, 3),
+                    "ok": report.ok,
+                }
+            )
+        )
         return 0 if report.ok else 1
     finally:
         if server is not None:

@@ -33,6 +33,9 @@ class Summary(Doc):
     task: Literal["classification", "regression"]
     wall_time_s: float = Field(description="Whole run: data, model, training, diagnostics.")
     train_time_s: float = Field(description="Training loop including probes.")
+    diagnostics_time_s: float = Field(
+        description="The part of train_time_s spent in probes and end-of-run analyses."
+    )
     samples_per_s: float = Field(description="Training examples per second of train_time_s.")
     device: str
     final_train_loss: float | None = Field(description="Loss on up to 1024 training examples.")

@@ -260,6 +260,7 @@ def summarize(
         "task": shape.task,
         "wall_time_s": wall_time_s,
         "train_time_s": run.train_time_s,
+        "diagnostics_time_s": run.diagnostics_time_s,
         "samples_per_s": run.steps_done * run.batch_size / max(run.train_time_s, 1e-9),
         "device": str(data.x_train.device),
         "final_train_loss": None,

@@ -57,6 +57,7 @@ class TrainOutcome:
     diverged_at_step: int | None
     curves: Curves
     train_time_s: float
+    diagnostics_time_s: float  # the part of train_time_s spent in probes
     batch_size: int
 
 
@@ -243,5 +244,6 @@ def train(
         diverged_at_step=diverged_at,
         curves=curves,
         train_time_s=time.perf_counter() - started,
+        diagnostics_time_s=probes.spent_s if probes is not None else 0.0,
         batch_size=batch,
     )

@@ -8,6 +8,9 @@ fixed probe batch so numbers are comparable across steps. One instrumented forwa
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,11 +47,20 @@ class ProbeSet:
     momentum: float
     theta0: Tensor | None = field(default=None, init=False)
     last_step: int | None = field(default=None, init=False)
+    spent_s: float = field(default=0.0, init=False)  # wall time inside the diagnostics
 
     def __post_init__(self) -> None:
         self._step_set = frozenset(self.steps)
         self._needs_capture = any(d.needs_capture for d in self.diagnostics)
         self._needs_theta0 = any(d.needs_theta0 for d in self.diagnostics)
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent_s += time.perf_counter() - start
 
     def due(self, step: int) -> bool:
         return step in self._step_set
@@ -74,6 +86,10 @@ class ProbeSet:
 
     def run(self, model: Net, step: int, lr: float | None = None) -> None:
         """One capture on the probe batch (if any diagnostic needs it), then each diagnostic."""
+        with self._timed():
+            self._run(model, step, lr)
+
+    def _run(self, model: Net, step: int, lr: float | None) -> None:
         if step == 0 and self._needs_theta0:
             with torch.no_grad():
                 self.theta0 = parameters_to_vector(model.parameters()).detach().cpu().clone()
@@ -85,15 +101,17 @@ class ProbeSet:
             diagnostic.at_probe(ctx)
 
     def after_update(self, model: Net, step: int) -> None:
-        for diagnostic in self.diagnostics:
-            if diagnostic.wants_update:
-                diagnostic.after_update(model, step)
+        with self._timed():
+            for diagnostic in self.diagnostics:
+                if diagnostic.wants_update:
+                    diagnostic.after_update(model, step)
 
     def finish(self, model: Net, step: int) -> None:
         """End-of-training analyses (interpolation, alignment, ...)."""
-        ctx = self.context(model, step)
-        for diagnostic in self.diagnostics:
-            diagnostic.at_end(ctx)
+        with self._timed():
+            ctx = self.context(model, step)
+            for diagnostic in self.diagnostics:
+                diagnostic.at_end(ctx)
 
     def results(self) -> dict[str, dict[str, Any]]:
         """Per diagnostic: its records by step and its end-of-run summary."""
