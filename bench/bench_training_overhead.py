@@ -6,9 +6,9 @@ Trains the same MLP on the same data and batch order several ways and prints the
   basic / standard / full
             worker.training.train with that diagnostics preset (standard is the default:
             probes at step 0, ~8 more, and the end, plus end-of-run analyses).
-Runs are interleaved and repeated; medians are reported, in wall and CPU time, and, measured
-inside each run, the share of its training time spent in diagnostics (steady even when the
-machine's speed drifts between runs). Usage:
+Runs are interleaved in a shuffled order and repeated; medians are reported, in wall and CPU
+time, and, measured inside each run, the share of its training time spent in diagnostics
+(steady even when the machine's speed drifts between runs). Usage:
   python bench/bench_training_overhead.py [--steps 1000] [--depth 8] [--width 256]
       [--device cpu|cuda] [--threads 1] [--presets off,basic,standard,full]
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from typing import Any
@@ -118,10 +119,16 @@ def main() -> None:
     specs = {p: make_spec(args, p) for p in presets}
     time_plain(specs[presets[0]], device)  # warm-up (allocator, kernels, thread pool)
     times: dict[str, list[Timing]] = {"plain": [], **{p: [] for p in presets}}
+    order = random.Random(0)
     for _ in range(args.repeats):
-        times["plain"].append(time_plain(specs[presets[0]], device))
-        for p in presets:
-            times[p].append(time_ours(specs[p], device))
+        # a fresh random order each repeat, so no configuration always runs first or last
+        runs = ["plain", *presets]
+        order.shuffle(runs)
+        for p in runs:
+            if p == "plain":
+                times["plain"].append(time_plain(specs[presets[0]], device))
+            else:
+                times[p].append(time_ours(specs[p], device))
     report: dict[str, Any] = {
         "config": vars(args),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
