@@ -95,10 +95,10 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
         client.close()
 
 
-def port_is_free(port: int) -> bool:
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
         return True
@@ -172,6 +172,10 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     started: list[tuple[str, subprocess.Popen[bytes]]] = []
+    if not port_is_free(args.port, args.host):
+        # else /healthz would be answered by whatever holds the port, and we'd report success
+        say(f"port {args.port} on {args.host} is in use; pick another with --port")
+        return 2
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:

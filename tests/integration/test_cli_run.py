@@ -61,15 +61,31 @@ def test_run_serves_a_job_and_stops_everything_on_ctrl_c(redis_server, tmp_path,
     env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url}
     log = tmp_path / "run.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "run", "--port", str(port)],
-                                cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "run", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200, 90,
-              "/readyz", log)
+        _wait(
+            lambda: (r := _get(f"{base}/readyz")) is not None and r.status_code == 200,
+            90,
+            "/readyz",
+            log,
+        )
         job_id = httpx.post(f"{base}/v1/experiments", json=SPEC).json()["id"]
-        _wait(lambda: httpx.get(f"{base}/v1/experiments/{job_id}").json()["status"]
-              in ("succeeded", "failed", "timed_out", "cancelled"), 120, "the job to end", log)
+        _wait(
+            lambda: (
+                httpx.get(f"{base}/v1/experiments/{job_id}").json()["status"]
+                in ("succeeded", "failed", "timed_out", "cancelled")
+            ),
+            120,
+            "the job to end",
+            log,
+        )
         job = httpx.get(f"{base}/v1/experiments/{job_id}").json()
         assert job["status"] == "succeeded", job["error"]
     finally:
@@ -88,3 +104,21 @@ def test_run_serves_a_job_and_stops_everything_on_ctrl_c(redis_server, tmp_path,
         url = next(line.split()[2] for line in output.splitlines() if "Redis   redis://" in line)
         with pytest.raises(redis.exceptions.ConnectionError):
             redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+
+
+def test_run_refuses_a_port_that_is_taken():
+    """Another process on the API port would answer /healthz; `run` must not report success."""
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", "run", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr + done.stdout
