@@ -66,6 +66,7 @@ from worker.errors import (
     TrainabilityError,
     Unavailable,
 )
+from worker.field_paths import json_path as field_path
 
 log = logging.getLogger(__name__)
 
@@ -180,39 +181,6 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
         detail = "an unexpected error occurred; it has been logged"
     return problem(request, status, type_=settings.problem_type_base + slug, title=title,
                    detail=detail, headers=headers, **extra)
-
-
-def field_path(loc: Sequence[str | int], body: Any) -> list[str | int]:
-    """The JSON path of an error location, without pydantic's union-tag steps.
-
-    Pydantic puts the chosen member of a tagged union into ``loc`` (``data.spirals.arms``,
-    ``model.family.depth``). Which parts are tags is found by walking the request body: the
-    reading that resolves the most parts to real keys wins.
-    """
-    return _best_path(list(loc), body)[0]
-
-
-_ABSENT = object()
-
-
-def _best_path(parts: list[str | int], node: Any) -> tuple[list[str | int], float]:
-    """(path, cost): cost 1 per part missing from a container, 2 per part under a scalar."""
-    if not parts:
-        return [], 0.0
-    head, rest = parts[0], parts[1:]
-    if isinstance(node, dict) and head in node:
-        child, cost = node[head], 0.0
-    elif isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
-        child, cost = node[head], 0.0
-    else:
-        child, cost = _ABSENT, 1.0 if isinstance(node, dict | list) else 2.0
-    sub, sub_cost = _best_path(rest, child)
-    best = ([head, *sub], cost + sub_cost)
-    if isinstance(node, dict) and isinstance(head, str) and rest:
-        skipped, skip_cost = _best_path(rest, node)  # read ``head`` as a union tag
-        if skip_cost + 0.5 < best[1]:
-            best = (skipped, skip_cost + 0.5)
-    return best
 
 
 def invalid_request_entry(exc: InvalidRequest) -> dict[str, Any]:

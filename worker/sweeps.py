@@ -27,6 +27,7 @@ from typing import Any, Final, Literal
 from pydantic import ValidationError
 
 from worker.errors import BudgetExceeded, InvalidRequest, InvalidSweep, SweepTooLarge
+from worker.field_paths import json_path
 from worker.spec import ExperimentSpec
 
 SweepMode = Literal["grid", "zip"]
@@ -195,38 +196,6 @@ def validate_points(
     if errors:
         raise InvalidSweep(errors)
     return valid
-
-
-def json_path(loc: list[str | int], doc: Any) -> list[str | int]:
-    """The JSON path of a pydantic error location, without tagged-union steps.
-
-    Pydantic puts the chosen member of a tagged union into ``loc`` (``model.family.depth``,
-    ``data.spirals.arms``); the reading that resolves the most parts to real keys of the
-    document wins (the same rule as ``service.errors.field_path`` for request bodies).
-    """
-    return _best_path(loc, doc)[0]
-
-
-_ABSENT = object()
-
-
-def _best_path(parts: list[str | int], node: Any) -> tuple[list[str | int], float]:
-    if not parts:
-        return [], 0.0
-    head, rest = parts[0], parts[1:]
-    if isinstance(node, dict) and head in node:
-        child, cost = node[head], 0.0
-    elif isinstance(node, list) and isinstance(head, int) and 0 <= head < len(node):
-        child, cost = node[head], 0.0
-    else:
-        child, cost = _ABSENT, 1.0 if isinstance(node, dict | list) else 2.0
-    sub, sub_cost = _best_path(rest, child)
-    best = ([head, *sub], cost + sub_cost)
-    if isinstance(node, dict) and isinstance(head, str) and rest:
-        skipped, skip_cost = _best_path(rest, node)
-        if skip_cost + 0.5 < best[1]:
-            best = (skipped, skip_cost + 0.5)
-    return best
 
 
 def check_size(

@@ -14,7 +14,7 @@ come up. The contract under test is the one the service relies on:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pytest
@@ -26,25 +26,10 @@ from pydantic import TypeAdapter, ValidationError
 from worker.data import make_dataset
 from worker.model import build_model
 from worker.runner import run_experiment
-from worker.spec import DataSpec, ExperimentSpec, ShapeError, analyze, data_shape
+from worker.spec import ActivationName, DataSpec, ExperimentSpec, ShapeError, analyze, data_shape
 
 CPU = torch.device("cpu")
-ACTIVATIONS = [
-    "identity",
-    "relu",
-    "leaky_relu",
-    "elu",
-    "selu",
-    "gelu",
-    "silu",
-    "softplus",
-    "tanh",
-    "sigmoid",
-    "hard_tanh",
-    "sin",
-    "triangle",
-    "sawtooth",
-]
+ACTIVATIONS = list(get_args(ActivationName))
 SCHEMES = [
     "default",
     "xavier_uniform",
