@@ -206,7 +206,8 @@ def recurrent_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list[dic
         tips.append("raise the LSTM forget-gate bias (init.lstm_forget_bias = 1)")
     if d.init_scheme != "orthogonal":
         tips.append("initialize recurrent weights orthogonally")
-    tips.append("clip the gradient norm and train longer" if not tips else "")
+    if not tips:
+        tips.append("clip the gradient norm and train longer")
     return [
         _finding(
             "vanishing_gradients_through_time",
@@ -220,7 +221,7 @@ def recurrent_findings(d: DesignFacts, probes: list[dict[str, Any]]) -> list[dic
                 "sequence_length": layer["steps"],
                 "per_step_gain": layer["per_step_gain"],
             },
-            "; ".join(t for t in tips if t),
+            "; ".join(tips),
         )
     ]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from worker.activations import get_activation
+from worker.activations import get_activation, kaiming_gain
 from worker.diagnostics.base import Diagnostic, ProbeContext
 from worker.diagnostics.gradient_flow import rms
 from worker.spec import ActivationLayer, ExperimentSpec, FamilyModel
@@ -34,8 +34,6 @@ def gaussian_mean(fn: Any, q: float) -> float:
 
 def weight_variance(spec: ExperimentSpec, fan_in: int, fan_out: int, act: ActivationLayer) -> float:
     """sigma_w^2 (variance x fan_in) of a scheme, as the model builder draws weights."""
-    from worker.activations import kaiming_gain
-
     init = spec.init
     gain = (
         init.gain

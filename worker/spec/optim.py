@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -45,8 +46,6 @@ class OptimizerSpec(StrictModel):
 
 def lr_factor(schedule: ScheduleSpec, step: int, total_steps: int) -> float:
     """The multiplier on ``lr`` for the update at ``step`` (0-based)."""
-    import math
-
     if step < schedule.warmup_steps:
         return (step + 1) / schedule.warmup_steps
     if schedule.kind == "step":
