@@ -42,6 +42,12 @@ class Summary(Doc):
     final_val_loss: float | None = Field(description="Loss on up to 1024 validation examples.")
     final_train_accuracy: float | None
     final_val_accuracy: float | None
+    baseline_val_loss: float | None = Field(
+        None,
+        description="Validation loss of the best constant prediction (class frequencies or the "
+        "mean target, fitted on the training set): the trivial baseline. final_val_loss / "
+        "baseline_val_loss is the outcome measure of the findings benchmark.",
+    )
 
 
 class Curves(Doc):

@@ -29,7 +29,16 @@ from worker.diagnostics.update_ratio import UpdateRatio
 from worker.findings import findings
 from worker.model import Net, build_model
 from worker.spec import ExperimentSpec, analyze, total_steps
-from worker.training import LossFn, TrainHooks, TrainOutcome, evaluate, loss_function, train
+from worker.training import (
+    LossFn,
+    TrainHooks,
+    TrainOutcome,
+    baseline_loss,
+    evaluate,
+    loss_function,
+    train,
+    uses_cross_entropy,
+)
 
 
 class DeviceUnavailable(RuntimeError):
@@ -267,6 +276,9 @@ def summarize(
         "final_val_loss": None,
         "final_train_accuracy": None,
         "final_val_accuracy": None,
+        "baseline_val_loss": baseline_loss(
+            data, loss_fn, uses_cross_entropy(shape, spec.training.loss)
+        ),
     }
     if run.outcome != "diverged":
         tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, loss_fn)

@@ -64,13 +64,17 @@ class TrainOutcome:
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
+def uses_cross_entropy(shape: DataShape, choice: str = "auto") -> bool:
+    return choice == "cross_entropy" or (choice == "auto" and shape.task == "classification")
+
+
 def loss_function(shape: DataShape, choice: str = "auto") -> LossFn:
     """The training loss: cross-entropy for classification, MSE for regression (``auto``).
 
     Per-step tasks average over every step. MSE on a classification task regresses one-hot
     targets.
     """
-    use_ce = choice == "cross_entropy" or (choice == "auto" and shape.task == "classification")
+    use_ce = uses_cross_entropy(shape, choice)
     classes = shape.output_dim
 
     def loss(out: Tensor, y: Tensor) -> Tensor:
@@ -116,6 +120,28 @@ def evaluate(model: Net, x: Tensor, y: Tensor, loss_fn: LossFn) -> tuple[float, 
         return loss, acc
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def baseline_loss(data: Dataset, loss_fn: LossFn, use_ce: bool) -> float:
+    """Validation loss of the best constant prediction fitted on the training set.
+
+    The trivial baseline every design must beat: class frequencies (their logarithm under
+    cross-entropy) for class ids, the mean target for regression. Outcome labels of the findings
+    benchmark are final losses as a share of it.
+    """
+    classes = data.shape.output_dim
+    y_train, y_val = data.y_train, data.y_val[:EVAL_MAX_EXAMPLES]
+    if y_train.dtype == torch.long:
+        counts = torch.bincount(y_train.reshape(-1), minlength=classes).double()
+        prior = counts / counts.sum()
+        const = prior.clamp_min(1e-12).log() if use_ce else prior
+        rows = y_val.numel()
+    else:
+        const = y_train.reshape(-1, classes).double().mean(dim=0)
+        rows = y_val.numel() // classes
+    out = const.to(data.x_val.dtype).expand(rows, classes)
+    return float(loss_fn(out, y_val))
 
 
 def make_optimizer(spec: ExperimentSpec, model: Net) -> torch.optim.SGD:
