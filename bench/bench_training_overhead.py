@@ -2,9 +2,9 @@
 
 Trains the same MLP on the same data and batch order several ways and prints the ratios:
   plain     a hand-written PyTorch SGD+momentum loop (the floor),
-  off       worker.training.train with diagnostics off (curves and evaluations only),
+  off       worker.compute.training.train with diagnostics off (curves and evaluations only),
   basic / standard / full
-            worker.training.train with that diagnostics preset (standard is the default:
+            worker.compute.training.train with that diagnostics preset (standard is the default:
             probes at step 0, ~8 more, and the end, plus end-of-run analyses).
 Runs are interleaved in a shuffled order and repeated; medians are reported, in wall and CPU
 time, and, measured inside each run, the share of its training time spent in diagnostics
@@ -25,11 +25,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from worker.data import make_dataset
-from worker.model import build_model
-from worker.runner import build_probes
-from worker.spec import ExperimentSpec
-from worker.training import loss_function, train
+from worker.compute.data import make_dataset
+from worker.compute.model import build_model
+from worker.compute.pipeline import build_probes
+from worker.compute.training import loss_function, train
+from worker.core.spec import ExperimentSpec
 
 
 def make_spec(args: argparse.Namespace, preset: str) -> ExperimentSpec:

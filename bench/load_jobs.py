@@ -299,7 +299,7 @@ def main() -> int:
                             "-m",
                             "celery",
                             "-A",
-                            "worker.celery_app",
+                            "worker.runtime.app",
                             "worker",
                             "--pool=prefork",
                             "--concurrency=1",

@@ -66,8 +66,8 @@ WORKDIR /home/trainability
 # $HOSTNAME to the container's hostname) to answer a ping over the broker; the parent process
 # answers even while its child trains.
 HEALTHCHECK --interval=60s --timeout=30s --start-period=60s --retries=3 \
-    CMD celery -A worker.celery_app inspect ping \
+    CMD celery -A worker.runtime.app inspect ping \
         --destination "celery@$HOSTNAME" --timeout 10 > /dev/null || exit 1
-CMD ["celery", "-A", "worker.celery_app", "worker", \
+CMD ["celery", "-A", "worker.runtime.app", "worker", \
      "--pool=prefork", "--concurrency=1", "--queues=gpu,cpu", \
      "--hostname=celery@%h", "--loglevel=INFO"]

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from service.errors import Unauthorized
+from service.api.errors import Unauthorized
 from service.settings import ServiceSettings
-from worker.errors import JobNotFound
-from worker.jobstore import JobRecord
+from worker.core.errors import JobNotFound
+from worker.jobs.store import JobRecord
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``run`` is the one-command local setup: it uses ``REDIS_URL`` when that Redis answers, else
 starts a private ``redis-server`` (data in ``.local/redis/``), then starts the API and one
 worker as child processes, and stops everything it started on Ctrl-C or SIGTERM. The reaper
-(lost jobs, ``worker/reaper.py``) runs inside every worker, so ``run`` needs no Celery beat.
+(lost jobs, ``worker/runtime/reaper.py``) runs inside every worker, so ``run`` needs no Celery beat.
 
 ``worker --gpu N`` is one worker for GPU ``N`` of this host: ``CUDA_VISIBLE_DEVICES=N`` (the
 process sees only that GPU, as device 0), the ``gpu`` queue, node name
@@ -29,7 +29,7 @@ from types import FrameType
 import redis
 
 from trainability_client.cli import CLIENT_COMMANDS, add_commands, run_command
-from worker.settings import DEFAULT_REDIS_URL, QUEUES, WEBHOOK_QUEUE
+from worker.core.settings import DEFAULT_REDIS_URL, QUEUES, WEBHOOK_QUEUE
 
 #: A local worker takes every job queue and delivers webhooks too.
 DEFAULT_QUEUES = ",".join((*QUEUES, WEBHOOK_QUEUE))
@@ -54,9 +54,9 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def worker_argv(queues: str, concurrency: int, log_level: str, hostname: str) -> list[str]:
-    """The Celery worker command line (prefork pool; see ``worker/celery_app.py``)."""
+    """The Celery worker command line (prefork pool; see ``worker/runtime/app.py``)."""
     return [
-        sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        sys.executable, "-m", "celery", "-A", "worker.runtime.app", "worker",
         "--pool=prefork", f"--concurrency={concurrency}", "-Q", queues,
         "-n", hostname, "-l", log_level, "--without-gossip", "--without-mingle",
     ]

@@ -10,19 +10,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.errors import install_error_handlers
 from service.api.main import api_router
-from service.dispatch import CeleryDispatcher
-from service.errors import install_error_handlers
-from service.limits import BodySizeLimit
-from service.metrics import RequestMetrics, make_registry
-from service.openapi import problem_openapi
-from service.openapi_docs import client_ready, operation_id
+from service.api.middleware import BodySizeLimit
+from service.api.openapi import problem_openapi
+from service.api.openapi_docs import client_ready, operation_id
+from service.live.metrics import RequestMetrics, make_registry
 from service.settings import ServiceSettings, get_service_settings
-from worker.jobstore import store_from_settings
-from worker.logs import configure_logging
-from worker.redis_conn import connect_async
-from worker.registry import registry_from_settings
-from worker.sweepstore import sweep_store_from_settings
+from worker.core.logs import configure_logging
+from worker.jobs.dispatch import CeleryDispatcher
+from worker.jobs.redis_conn import connect_async
+from worker.jobs.registry import registry_from_settings
+from worker.jobs.store import store_from_settings
+from worker.jobs.sweep_store import sweep_store_from_settings
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -55,7 +55,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.metrics_registry, request_histogram = make_registry(store, app.state.registry)
     install_error_handlers(app)
     app.include_router(api_router)
-    # an oversized body is a 413 before the application reads it (service/limits.py)
+    # an oversized body is a 413 before the application reads it (service/api/middleware.py)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes,
                        problem_type_base=settings.problem_type_base)
     # outermost: latency and an access line (with the job id) for every answer, 413s included

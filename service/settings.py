@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from worker.settings import PLACEHOLDER_SECRETS, Settings
+from worker.core.settings import PLACEHOLDER_SECRETS, Settings
 
 
 class ApiKey(BaseModel):

@@ -26,7 +26,7 @@ import uvicorn
 
 from service.main import create_app
 from service.settings import ServiceSettings
-from worker.registry import registry_from_settings
+from worker.jobs.registry import registry_from_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBSTORE_DB, API_DB, E2E_DB, CLI_DB = 1, 2, 3, 4
@@ -163,7 +163,7 @@ def celery_worker(redis_server: RedisServer,
            "TRAINABILITY_PROGRESS_INTERVAL_S": "0.2", "TRAINABILITY_TORCH_THREADS": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            [sys.executable, "-m", "celery", "-A", "worker.runtime.app", "worker",
              "--pool=prefork", "--concurrency=1", "-Q", "cpu,gpu", "-n", "test-worker@%h",
              "-l", "info", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,

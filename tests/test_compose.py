@@ -31,8 +31,8 @@ WORKER_DOCKERFILE = ROOT / "docker" / "worker.Dockerfile"
 PROJECT_DEPS = ROOT / "docker" / "project_deps.py"
 PYPROJECT = ROOT / "pyproject.toml"
 
-# `celery -A worker.celery_app` finds the module's Celery instance itself (its `app`).
-WORKER_APP = "worker.celery_app"
+# `celery -A worker.runtime.app` finds the module's Celery instance itself (its `app`).
+WORKER_APP = "worker.runtime.app"
 API_APP = "service.main:app"
 
 # Run in a child interpreter: import a module with some top-level packages made unimportable,
@@ -402,12 +402,13 @@ def test_notifier_delivers_webhooks_from_the_api_image(
 
 
 def test_worker_task_modules_load_with_only_the_api_extra() -> None:
-    """The notifier runs `celery -A worker.celery_app` on the API image: the task modules it
+    """The notifier runs `celery -A worker.runtime.app` on the API image: the task modules it
     imports (tasks, heartbeat, reaper, webhooks) must not need torch or numpy."""
     missing = requirement_names(project_deps("requirements")) - requirement_names(
         project_deps("requirements", "--extra", "api")
     )
-    for module in ("worker.tasks", "worker.reaper", "worker.heartbeat", "worker.webhooks"):
+    for module in ("worker.runtime.tasks", "worker.runtime.reaper", "worker.runtime.liveness",
+                   "worker.jobs.webhooks"):
         import_without(module, import_names(missing))
 
 
@@ -495,7 +496,7 @@ def test_worker_cmd_is_one_prefork_process_on_the_gpu_and_cpu_queues() -> None:
 
 
 def test_celery_app_loads_without_torch() -> None:
-    """`celery -A worker.celery_app` (the worker's parent and every health check) needs no torch.
+    """`celery -A worker.runtime.app` (the worker's parent and every health check) needs no torch.
 
     The parent must not touch CUDA before it forks its child, and the health check runs every
     minute, so it should not pay for importing torch.
@@ -537,8 +538,8 @@ def test_dockerignore_sends_only_the_build_inputs() -> None:
         "service/__init__.py",
         "service/main.py",
         "worker/__init__.py",
-        "worker/celery_app.py",
-        "worker/diagnostics/__init__.py",
+        "worker/runtime/app.py",
+        "worker/compute/diagnostics/__init__.py",
     ]
     for path in needed:
         assert not dockerignore_excludes(patterns, path), f".dockerignore drops {path}"
@@ -549,7 +550,7 @@ def test_dockerignore_sends_only_the_build_inputs() -> None:
         "tests/test_compose.py",
         "docker-compose.yml",
         "service/__pycache__/main.cpython-311.pyc",
-        "worker/diagnostics/__pycache__/x.pyc",
+        "worker/compute/diagnostics/__pycache__/x.pyc",
         "trainability.egg-info/PKG-INFO",
     ]
     for path in unwanted:

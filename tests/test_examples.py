@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import torch
 
-from worker.runner import run_experiment
-from worker.settings import Settings
-from worker.spec import ExperimentSpec, analyze, total_steps
+from worker.compute.pipeline import run_experiment
+from worker.core.settings import Settings
+from worker.core.spec import ExperimentSpec, analyze, total_steps
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FILES = sorted(EXAMPLES.glob("*.json"))

@@ -7,11 +7,11 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from service.auth import Caller, authenticate
-from service.dispatch import JobDispatcher
 from service.settings import ServiceSettings
-from worker.jobstore import JobStore
-from worker.registry import WorkerRegistry
-from worker.sweepstore import SweepStore
+from worker.jobs.dispatch import JobDispatcher
+from worker.jobs.registry import WorkerRegistry
+from worker.jobs.store import JobStore
+from worker.jobs.sweep_store import SweepStore
 
 
 def get_settings(request: Request) -> ServiceSettings:

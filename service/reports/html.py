@@ -14,9 +14,9 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from service.reports.plots import EXPERIMENT_PLOTS, inline_svg, sweep_plot, sweep_x_axis
-from worker.errors import PlotUnavailable
-from worker.jobstore import JobRecord
-from worker.sweeps import METRICS, Row, format_value
+from worker.core.errors import PlotUnavailable
+from worker.core.sweeps import METRICS, Row, format_value
+from worker.jobs.store import JobRecord
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px;

@@ -1,6 +1,6 @@
 """Plots of a stored result (and of a sweep's table), drawn with matplotlib's Agg backend.
 
-Everything here reads the result JSON (``worker/result.py`` documents it); nothing imports
+Everything here reads the result JSON (``worker/core/result.py`` documents it); nothing imports
 torch. Figures are built with the object-oriented API (``Figure``), never ``pyplot``, so no
 global figure state is shared between requests; rendering holds a lock because matplotlib's
 font and text caches are not thread-safe and FastAPI runs sync routes in a thread pool.
@@ -21,8 +21,8 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402  (after the backend is chosen)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from worker.errors import PlotUnavailable  # noqa: E402
-from worker.sweeps import LOG_COLUMNS, METRICS, Row, format_value  # noqa: E402
+from worker.core.errors import PlotUnavailable  # noqa: E402
+from worker.core.sweeps import LOG_COLUMNS, METRICS, Row, format_value  # noqa: E402
 
 PlotFormat = Literal["png", "svg"]
 MEDIA_TYPES: Final[dict[str, str]] = {"png": "image/png", "svg": "image/svg+xml"}

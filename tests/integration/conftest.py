@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, tail, wait_for
-from worker.registry import registry_from_settings
-from worker.settings import Settings
+from worker.core.settings import Settings
+from worker.jobs.registry import registry_from_settings
 
 #: Timings for tests: a lost attempt is noticed within ~2 s, progress every 0.1 s.
 FAST = {
@@ -71,7 +71,7 @@ class WorkerFarm:
     workers: list[Worker] = field(default_factory=list)
 
     def start(self, name: str, *, queues: str = "cpu,gpu,webhooks", concurrency: int = 1,
-              app: str = "worker.celery_app", env: dict[str, str] | None = None) -> Worker:
+              app: str = "worker.runtime.app", env: dict[str, str] | None = None) -> Worker:
         log = self.logs / f"{name}-{len(self.workers)}.log"
         environment = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONPATH": str(ROOT),
                        **FAST, **self.env, **(env or {})}

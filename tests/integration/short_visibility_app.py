@@ -8,7 +8,7 @@ second. ``celery -A tests.integration.short_visibility_app worker`` uses it.
 
 from __future__ import annotations
 
-from worker.celery_app import app
+from worker.runtime.app import app
 
 app.conf.broker_transport_options = {
     **app.conf.broker_transport_options,

@@ -22,9 +22,9 @@ import pytest
 
 from tests.conftest import LiveServer, make_settings
 from tests.integration.conftest import WorkerFarm, wait_final, wait_until
-from worker.dispatch import CeleryDispatcher
-from worker.reaper import job_ids_in_broker
-from worker.webhooks import verify
+from worker.jobs.dispatch import CeleryDispatcher
+from worker.jobs.webhooks import verify
+from worker.runtime.reaper import job_ids_in_broker
 
 DB = 10
 SECRET = "integration-webhook-secret"

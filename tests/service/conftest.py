@@ -31,7 +31,7 @@ def spec_doc() -> Callable[..., dict[str, Any]]:
 
 
 def _minimal_result(outcome: str = "completed") -> dict[str, Any]:
-    """The smallest result that matches ``worker.result.ExperimentResult`` (what a worker
+    """The smallest result that matches ``worker.core.result.ExperimentResult`` (what a worker
     writes; the API answers with it as that model)."""
     return {
         "summary": {

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.budgets import budget_checks, budget_violations, check_budgets, estimate_cost
-from worker.errors import BudgetExceeded, InvalidDesign
-from worker.settings import Settings
-from worker.spec import ExperimentSpec
+from worker.core.budgets import budget_checks, budget_violations, check_budgets, estimate_cost
+from worker.core.errors import BudgetExceeded, InvalidDesign
+from worker.core.settings import Settings
+from worker.core.spec import ExperimentSpec
 
 PROBLEM = "application/problem+json"
 LIMITS = {

@@ -8,8 +8,8 @@ from typing import Any, get_args
 
 import pytest
 
-from service.catalog import DIAGNOSTIC_GROUPS, INIT_SCHEMES, LAYER_INPUTS
-from worker.spec import (
+from service.usecases.catalog import DIAGNOSTIC_GROUPS, INIT_SCHEMES, LAYER_INPUTS
+from worker.core.spec import (
     PRESETS,
     ActivationName,
     DiagnosticGroup,

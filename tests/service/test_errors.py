@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 
-from worker.field_paths import json_path as field_path
+from worker.core.field_paths import json_path as field_path
 
 PROBLEM = "application/problem+json"
 

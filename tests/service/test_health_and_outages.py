@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.registry import registry_from_settings
+from worker.jobs.registry import registry_from_settings
 
 PROBLEM = "application/problem+json"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.result import ExperimentResult
+from worker.core.result import ExperimentResult
 
 PROBLEM = "application/problem+json"
 

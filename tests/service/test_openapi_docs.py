@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from service.api.openapi_docs import SPEC_EXAMPLES, SWEEP_EXAMPLE
 from service.main import create_app
-from service.openapi_docs import SPEC_EXAMPLES, SWEEP_EXAMPLE
+from service.schemas.sweeps import SweepCreate
 from service.settings import ServiceSettings
-from service.sweep_schemas import SweepCreate
-from worker.spec import ExperimentSpec
+from worker.core.spec import ExperimentSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

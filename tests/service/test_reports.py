@@ -9,10 +9,10 @@ import pytest
 
 from service.reports.html import experiment_report, sweep_report
 from service.reports.plots import EXPERIMENT_PLOTS, experiment_plot, render, sweep_plot
-from worker.errors import PlotUnavailable
-from worker.jobstore import RedisJobStore
-from worker.result import ExperimentResult
-from worker.sweeps import table_row
+from worker.core.errors import PlotUnavailable
+from worker.core.result import ExperimentResult
+from worker.core.sweeps import table_row
+from worker.jobs.store import RedisJobStore
 
 SPEC = {
     "spec_version": 1, "name": "tanh <b>bold</b>",
@@ -27,8 +27,8 @@ SPEC = {
 def result():
     import torch
 
-    from worker.runner import run_experiment
-    from worker.spec import ExperimentSpec
+    from worker.compute.pipeline import run_experiment
+    from worker.core.spec import ExperimentSpec
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from schemathesis import GenerationMode
 
-from worker.registry import registry_from_settings
+from worker.jobs.registry import registry_from_settings
 
 EXAMPLES_PER_MODE = 12
 

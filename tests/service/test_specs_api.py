@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.spec import ExperimentSpec, analyze
+from worker.core.spec import ExperimentSpec, analyze
 
 PROBLEM = "application/problem+json"
 

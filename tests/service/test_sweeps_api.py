@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from worker.jobstore import store_from_settings
-from worker.settings import Settings
+from worker.core.settings import Settings
+from worker.jobs.store import store_from_settings
 
 
 def sweep_body(spec_doc, **extra):

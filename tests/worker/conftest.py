@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from worker.spec import ExperimentSpec
+from worker.core.spec import ExperimentSpec
 
 
 def make_spec(

@@ -6,9 +6,9 @@ from typing import get_args
 
 import pytest
 
-from worker.activations import get_activation
-from worker.spec import ActivationLayer, ActivationName
-from worker.spec.activation_table import ACTIVATIONS, max_abs_derivative
+from worker.compute.activations import get_activation
+from worker.core.activation_table import ACTIVATIONS, max_abs_derivative
+from worker.core.spec import ActivationLayer, ActivationName
 
 PARAMETER_SETTINGS = [
     {},

@@ -26,11 +26,12 @@ from pydantic import ValidationError
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from worker.data import make_dataset
-from worker.model import build_model
-from worker.modules import Maxout, Recurrent, Residual
-from worker.runner import run_experiment
-from worker.spec import (
+from worker.compute.data import make_dataset
+from worker.compute.layers import Maxout, Recurrent, Residual
+from worker.compute.model import build_model
+from worker.compute.pipeline import run_experiment
+from worker.compute.training import train
+from worker.core.spec import (
     ExperimentSpec,
     InlineData,
     ScheduleSpec,
@@ -38,7 +39,6 @@ from worker.spec import (
     analyze,
     lr_factor,
 )
-from worker.training import train
 
 CPU = torch.device("cpu")
 
@@ -289,7 +289,7 @@ def test_every_activation_trains(name):
 def test_activation_list_is_the_spec_vocabulary():
     from typing import get_args
 
-    from worker.spec import ActivationName
+    from worker.core.spec import ActivationName
 
     assert sorted(ACTIVATIONS) == sorted(get_args(ActivationName))
 

@@ -9,19 +9,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worker.diagnostics.capture import RecurrentCapture, capture
-from worker.diagnostics.gradient_flow import GradientFlow
-from worker.diagnostics.interpolation import interpolate, largest_bump
-from worker.diagnostics.linearization_gap import linearization_gap, unflatten
-from worker.diagnostics.local_linearity import linearity_errors
-from worker.diagnostics.mean_field import predict
-from worker.diagnostics.noise_scale import noise_scale
-from worker.diagnostics.recurrent import memory_horizon, through_time
-from worker.diagnostics.sharpness import top_hessian_eigenvalue
-from worker.diagnostics.trajectory import Projector, alignment, path_efficiency
-from worker.model import build_model
-from worker.runner import run_experiment
-from worker.training import loss_function
+from worker.compute.diagnostics.capture import RecurrentCapture, capture
+from worker.compute.diagnostics.gradient_flow import GradientFlow
+from worker.compute.diagnostics.interpolation import interpolate, largest_bump
+from worker.compute.diagnostics.linearization_gap import linearization_gap, unflatten
+from worker.compute.diagnostics.local_linearity import linearity_errors
+from worker.compute.diagnostics.mean_field import predict
+from worker.compute.diagnostics.noise_scale import noise_scale
+from worker.compute.diagnostics.recurrent import memory_horizon, through_time
+from worker.compute.diagnostics.sharpness import top_hessian_eigenvalue
+from worker.compute.diagnostics.trajectory import Projector, alignment, path_efficiency
+from worker.compute.model import build_model
+from worker.compute.pipeline import run_experiment
+from worker.compute.training import loss_function
 
 
 def test_tanh_mean_field_gain_matches_measurement(spec_factory):
@@ -43,7 +43,7 @@ def test_tanh_mean_field_gain_matches_measurement(spec_factory):
 
 def test_mean_field_fixed_point_for_relu_he():
     """ReLU with sigma_w^2 = 2, no bias: q is preserved and chi_1 = 1 exactly."""
-    from worker.spec import ExperimentSpec
+    from worker.core.spec import ExperimentSpec
 
     spec = ExperimentSpec.model_validate(
         {
@@ -101,7 +101,7 @@ def test_memory_horizon_reads_a_noisy_plateau_as_reaching_the_start():
 
 def test_tanh_rnn_near_linear_regime_gain_is_rho():
     """Through the real model: tiny inputs keep tanh linear, so the measured gain is ~rho."""
-    from worker.spec import ExperimentSpec
+    from worker.core.spec import ExperimentSpec
 
     spec = ExperimentSpec.model_validate(
         {
@@ -126,7 +126,7 @@ def test_tanh_rnn_near_linear_regime_gain_is_rho():
 def _quadratic_problem(hessian_diag):
     """A linear model (head only) with MSE on exact-fit data: the loss is a quadratic in the
     weights with minimum 0 at theta*; the Hessian is diagonal when inputs are scaled axes."""
-    from worker.spec import ExperimentSpec
+    from worker.core.spec import ExperimentSpec
 
     d = len(hessian_diag)
     spec = ExperimentSpec.model_validate(
@@ -329,7 +329,7 @@ def test_update_to_weight_ratio_matches_a_manual_step(spec_factory):
     result = run_experiment(spec)
     first = result["gradient_flow"]["probes"][0]["update_to_weight"]
     torch.manual_seed(spec.training.seed)
-    from worker.data import make_dataset
+    from worker.compute.data import make_dataset
 
     data = make_dataset(spec.data, spec.training.seed, torch.device("cpu"))
     model = build_model(spec)

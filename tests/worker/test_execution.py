@@ -7,8 +7,8 @@ import json
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.execution import ProgressReporter, describe_error, execute_job
-from worker.jobstore import RedisJobStore
+from worker.jobs.store import RedisJobStore
+from worker.runtime.attempt import ProgressReporter, describe_error, execute_job
 
 DB = 1  # JOBSTORE_DB in tests/conftest.py
 SPEC = json.dumps({

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from worker.execution import ProgressReporter, eta_seconds, execute_job
-from worker.jobstore import RedisJobStore
+from worker.jobs.store import RedisJobStore
+from worker.runtime.attempt import ProgressReporter, eta_seconds, execute_job
 
 DB = 12
 SPEC = json.dumps({

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from worker.design import design_facts
-from worker.findings import optimizer_findings, recurrent_findings, slope_findings
+from worker.compute.findings import optimizer_findings, recurrent_findings, slope_findings
+from worker.core.design import design_facts
 
 
 def rec_probe(step, verdict, horizon=5, kind="lstm"):

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worker.diagnostics.capture import capture
-from worker.diagnostics.gradient_flow import GradientFlow, verdict
-from worker.model import build_model
-from worker.modules import Residual
+from worker.compute.diagnostics.capture import capture
+from worker.compute.diagnostics.gradient_flow import GradientFlow, verdict
+from worker.compute.layers import Residual
+from worker.compute.model import build_model
 
 
 def mlp_blocks(model):

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from worker.errors import IdempotencyKeyReused, JobNotFound, JobStateConflict, QuotaExceeded
-from worker.jobstore import Lease, RedisJobStore
+from worker.core.errors import IdempotencyKeyReused, JobNotFound, JobStateConflict, QuotaExceeded
+from worker.jobs.store import Lease, RedisJobStore
 
 DB = 12
 RETENTION = 3600

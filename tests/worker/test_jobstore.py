@@ -8,10 +8,10 @@ import time
 import pytest
 import redis
 
-from worker.errors import InvalidCursor, JobNotFound, JobStateConflict, StoreUnavailable
-from worker.jobstore import STATUSES, RedisJobStore
-from worker.redis_conn import connect
-from worker.settings import Settings
+from worker.core.errors import InvalidCursor, JobNotFound, JobStateConflict, StoreUnavailable
+from worker.core.settings import Settings
+from worker.jobs.redis_conn import connect
+from worker.jobs.store import STATUSES, RedisJobStore
 
 RETENTION = 3600
 SPEC = '{"spec_version":1}'

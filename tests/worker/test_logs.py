@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
-from worker.logs import JobIdFilter, JsonFormatter, KeyValueFormatter, job_context
+from worker.core.logs import JobIdFilter, JsonFormatter, KeyValueFormatter, job_context
 
 
 def render(formatter: logging.Formatter, **extra) -> str:
-    record = logging.LogRecord("worker.execution", logging.INFO, __file__, 1,
+    record = logging.LogRecord("worker.runtime.attempt", logging.INFO, __file__, 1,
                                "job %s: %s", ("abc", "succeeded"), None)
     for key, value in extra.items():
         setattr(record, key, value)
@@ -20,7 +20,7 @@ def render(formatter: logging.Formatter, **extra) -> str:
 def test_key_value_lines_carry_the_job_id():
     with job_context("0123abcd" * 4):
         line = render(KeyValueFormatter(), route="/v1/x", status=200)
-    assert " level=INFO logger=worker.execution job_id=" + "0123abcd" * 4 in line
+    assert " level=INFO logger=worker.runtime.attempt job_id=" + "0123abcd" * 4 in line
     assert 'msg="job abc: succeeded"' in line
     assert line.endswith("route=/v1/x status=200")
 

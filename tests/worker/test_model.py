@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from worker.model import build_model
-from worker.spec import analyze, parameter_count
+from worker.compute.model import build_model
+from worker.core.spec import analyze, parameter_count
 
 
 @pytest.mark.parametrize("normalization", ["none", "batch", "layer"])

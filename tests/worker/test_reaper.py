@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from worker.dispatch import CeleryDispatcher
-from worker.jobstore import RedisJobStore
-from worker.reaper import UNACKED_KEY, Reaper, ReaperThread, job_ids_in_broker
-from worker.settings import Settings
+from worker.core.settings import Settings
+from worker.jobs.dispatch import CeleryDispatcher
+from worker.jobs.store import RedisJobStore
+from worker.runtime.reaper import UNACKED_KEY, Reaper, ReaperThread, job_ids_in_broker
 
 DB = 14
 SPEC = '{"spec_version":1}'

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worker.activations import get_activation
-from worker.diagnostics.capture import capture
-from worker.diagnostics.slope import SlopeStats
-from worker.model import build_model
-from worker.spec import ActivationLayer, ActivationName
+from worker.compute.activations import get_activation
+from worker.compute.diagnostics.capture import capture
+from worker.compute.diagnostics.slope import SlopeStats
+from worker.compute.model import build_model
+from worker.core.spec import ActivationLayer, ActivationName
 
 ALL = list(get_args(ActivationName))
 N = 200_000

@@ -23,10 +23,17 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from worker.data import make_dataset
-from worker.model import build_model
-from worker.runner import run_experiment
-from worker.spec import ActivationName, DataSpec, ExperimentSpec, ShapeError, analyze, data_shape
+from worker.compute.data import make_dataset
+from worker.compute.model import build_model
+from worker.compute.pipeline import run_experiment
+from worker.core.spec import (
+    ActivationName,
+    DataSpec,
+    ExperimentSpec,
+    ShapeError,
+    analyze,
+    data_shape,
+)
 
 CPU = torch.device("cpu")
 ACTIVATIONS = list(get_args(ActivationName))

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from worker.errors import InvalidRequest, InvalidSweep, SweepTooLarge
-from worker.sweeps import (
+from worker.core.errors import InvalidRequest, InvalidSweep, SweepTooLarge
+from worker.core.sweeps import (
     PathError,
     check_size,
     expand,

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.errors import InvalidCursor, SweepNotFound
-from worker.sweepstore import RedisSweepStore, SweepPoint, SweepRecord, new_sweep_id
+from worker.core.errors import InvalidCursor, SweepNotFound
+from worker.jobs.sweep_store import RedisSweepStore, SweepPoint, SweepRecord, new_sweep_id
 
 DB = 5
 TTL = 600

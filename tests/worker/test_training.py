@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from worker.data import make_dataset
-from worker.model import build_model
-from worker.runner import run_experiment
-from worker.training import train
+from worker.compute.data import make_dataset
+from worker.compute.model import build_model
+from worker.compute.pipeline import run_experiment
+from worker.compute.training import train
 
 
 def plain_loop_losses(spec, steps):
@@ -131,7 +131,7 @@ def test_epochs_convert_to_full_batches(spec_factory):
 def test_cuda_request_without_gpu_is_a_clear_error(spec_factory):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    from worker.runner import DeviceUnavailable
+    from worker.compute.pipeline import DeviceUnavailable
 
     with pytest.raises(DeviceUnavailable, match="no GPU"):
         run_experiment(spec_factory(training={"device": "cuda"}))
@@ -148,8 +148,8 @@ def test_cuda_request_without_gpu_is_a_clear_error(spec_factory):
     ],
 )
 def test_result_matches_its_documented_schema(spec_factory, model, data):
-    """Every field the runner writes is documented in worker.result (extra fields fail)."""
-    from worker.result import ExperimentResult
+    """Every field the runner writes is documented in worker.core.result (extra fields fail)."""
+    from worker.core.result import ExperimentResult
 
     spec = spec_factory(
         model=model,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from worker.errors import CallbackRefused
-from worker.jobstore import RedisJobStore
-from worker.settings import Settings
-from worker.webhooks import (
+from worker.core.errors import CallbackRefused
+from worker.core.settings import Settings
+from worker.jobs.store import RedisJobStore
+from worker.jobs.webhooks import (
     check_callback_url,
     deliver_webhook,
     match_allowlist,

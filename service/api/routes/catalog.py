@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api.deps import SettingsDep
-from service.catalog import Catalog, build_catalog
+from service.usecases.catalog import Catalog, build_catalog
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 

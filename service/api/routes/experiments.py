@@ -12,8 +12,8 @@ from fastapi.responses import StreamingResponse
 
 from service.api.deps import CallerDep, DispatcherDep, SettingsDep, StoreDep
 from service.auth import Caller
-from service.events import ExperimentEvents
-from service.schemas import (
+from service.live.events import ExperimentEvents
+from service.schemas.experiments import (
     ExperimentAccepted,
     ExperimentCreate,
     ExperimentPublic,
@@ -22,11 +22,11 @@ from service.schemas import (
     links_for,
     problem_responses,
 )
-from worker.budgets import check_budgets
-from worker.celery_app import queue_for
-from worker.errors import BrokerUnavailable, JobNotFound, TrainabilityError
-from worker.jobstore import JobRecord, JobStatus, JobStore, RedisJobStore
-from worker.webhooks import check_callback_url
+from worker.core.budgets import check_budgets
+from worker.core.errors import BrokerUnavailable, JobNotFound, TrainabilityError
+from worker.jobs.dispatch import queue_for
+from worker.jobs.store import JobRecord, JobStatus, JobStore, RedisJobStore
+from worker.jobs.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)
 

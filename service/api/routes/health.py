@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api.deps import RegistryDep, StoreDep
-from service.errors import NotReady
-from service.schemas import Health, Readiness, WorkerPublic, problem_responses
-from worker.errors import StoreUnavailable
+from service.api.errors import NotReady
+from service.schemas.experiments import Health, Readiness, WorkerPublic, problem_responses
+from worker.core.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 

@@ -1,4 +1,4 @@
-"""``/metrics``: Prometheus text format (see ``service/metrics.py`` for what is measured)."""
+"""``/metrics``: Prometheus text format (see ``service/live/metrics.py`` for what is measured)."""
 
 from __future__ import annotations
 

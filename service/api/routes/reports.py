@@ -16,10 +16,10 @@ from service.reports.plots import (
     render,
     sweep_plot,
 )
-from service.schemas import problem_responses
-from service.sweeps import owned_sweep, point_states, progress_of, rows_of, varied_columns
-from worker.errors import ResultNotReady
-from worker.sweeps import METRICS
+from service.schemas.experiments import problem_responses
+from service.usecases.sweeps import owned_sweep, point_states, progress_of, rows_of, varied_columns
+from worker.core.errors import ResultNotReady
+from worker.core.sweeps import METRICS
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from service.api.deps import SettingsDep
-from service.dry_run import dry_run
-from service.schemas import problem_responses
-from service.spec_schemas import SpecValidation
+from service.schemas.experiments import problem_responses
+from service.schemas.specs import SpecValidation
+from service.usecases.dry_run import dry_run
 
 router = APIRouter(prefix="/v1/specs", tags=["specs"])
 

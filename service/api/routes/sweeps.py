@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Response
 
 from service.api.deps import CallerDep, DispatcherDep, SettingsDep, StoreDep, SweepStoreDep
-from service.schemas import problem_responses
-from service.sweep_schemas import (
+from service.schemas.experiments import problem_responses
+from service.schemas.sweeps import (
     RerunRequest,
     SweepAccepted,
     SweepCancelled,
@@ -17,7 +17,7 @@ from service.sweep_schemas import (
     SweepRerun,
     SweepsPage,
 )
-from service.sweeps import (
+from service.usecases.sweeps import (
     cancel_sweep,
     create_sweep,
     owned_sweep,

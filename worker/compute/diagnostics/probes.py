@@ -1,0 +1,118 @@
+"""The probe schedule and the set of diagnostics that run on it.
+
+Probes run at step 0 (initialization), every ``every`` steps, and at the end, always on the same
+fixed probe batch so numbers are comparable across steps. One instrumented forward/backward
+(the capture) is shared by every diagnostic that needs it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parameters_to_vector
+
+from worker.compute.diagnostics.base import Diagnostic, LossFn, ProbeContext
+from worker.compute.diagnostics.capture import capture
+from worker.compute.model import Net
+
+DEFAULT_PROBES_PER_RUN = 8
+
+
+def probe_steps(total_steps: int, every: int | None) -> list[int]:
+    """Steps at which probes run: 0, every k steps, and the last step."""
+    if every is None:
+        every = max(1, math.ceil(total_steps / DEFAULT_PROBES_PER_RUN))
+    return sorted({0, total_steps, *range(every, total_steps, every)})
+
+
+@dataclass
+class ProbeSet:
+    """Diagnostics, their schedule and the fixed probe batch."""
+
+    diagnostics: list[Diagnostic]
+    steps: list[int]
+    x: Tensor
+    y: Tensor
+    loss_fn: LossFn
+    train_x: Tensor
+    total_steps: int
+    lr: float
+    momentum: float
+    theta0: Tensor | None = field(default=None, init=False)
+    last_step: int | None = field(default=None, init=False)
+    spent_s: float = field(default=0.0, init=False)  # wall time inside the diagnostics
+
+    def __post_init__(self) -> None:
+        self._step_set = frozenset(self.steps)
+        self._needs_capture = any(d.needs_capture for d in self.diagnostics)
+        self._needs_theta0 = any(d.needs_theta0 for d in self.diagnostics)
+
+    @contextmanager
+    def _timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.spent_s += time.perf_counter() - start
+
+    def due(self, step: int) -> bool:
+        return step in self._step_set
+
+    @property
+    def wants_update(self) -> bool:
+        return any(d.wants_update for d in self.diagnostics)
+
+    def context(self, model: Net, step: int, lr: float | None = None) -> ProbeContext:
+        return ProbeContext(
+            model=model,
+            loss_fn=self.loss_fn,
+            x=self.x,
+            y=self.y,
+            step=step,
+            total_steps=self.total_steps,
+            lr=self.lr if lr is None else lr,
+            momentum=self.momentum,
+            capture=None,
+            train_x=self.train_x,
+            theta0=self.theta0,
+        )
+
+    def run(self, model: Net, step: int, lr: float | None = None) -> None:
+        """One capture on the probe batch (if any diagnostic needs it), then each diagnostic."""
+        with self._timed():
+            self._run(model, step, lr)
+
+    def _run(self, model: Net, step: int, lr: float | None) -> None:
+        if step == 0 and self._needs_theta0:
+            with torch.no_grad():
+                self.theta0 = parameters_to_vector(model.parameters()).detach().cpu().clone()
+        self.last_step = step
+        ctx = self.context(model, step, lr)
+        if self._needs_capture:
+            ctx.capture = capture(model, self.loss_fn, self.x, self.y, step)
+        for diagnostic in self.diagnostics:
+            diagnostic.at_probe(ctx)
+
+    def after_update(self, model: Net, step: int) -> None:
+        with self._timed():
+            for diagnostic in self.diagnostics:
+                if diagnostic.wants_update:
+                    diagnostic.after_update(model, step)
+
+    def finish(self, model: Net, step: int) -> None:
+        """End-of-training analyses (interpolation, alignment, ...)."""
+        with self._timed():
+            ctx = self.context(model, step)
+            for diagnostic in self.diagnostics:
+                diagnostic.at_end(ctx)
+
+    def results(self) -> dict[str, dict[str, Any]]:
+        """Per diagnostic: its records by step and its end-of-run summary."""
+        return {d.name: {"probes": d.records, "summary": d.summary} for d in self.diagnostics}

@@ -1,0 +1,69 @@
+""" "Significant slope": how much of each nonlinearity operates where its derivative is large.
+
+For the pre-activations z of each activation layer on the probe batch and tau (default 0.1):
+slope coverage = share of entries with |phi'(z)| >= tau * max|phi'|; saturated share (bounded
+activations) = the rest; dead units (ReLU-like) = units with z <= 0 on every probe example;
+mean squared derivative = E[phi'(z)^2], the factor that enters the mean-field gain chi_1.
+Vanilla RNN layers are included, with their tanh/relu over all time steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from worker.compute.activations import Activation, get_activation
+from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.capture import ProbeCapture
+from worker.core.spec import ActivationLayer
+
+
+def slope_stats(name: str, act: Activation, z: Tensor, tau: float) -> dict[str, Any]:
+    """The slope statistics of one nonlinearity from its pre-activations (batch first)."""
+    d = act.derivative(z.double()).abs()
+    coverage = float((d >= tau * act.max_abs_derivative).double().mean())
+    units = (
+        z.transpose(0, 1).reshape(z.shape[1], -1) if z.dim() == 4 else z.reshape(-1, z.shape[-1]).T
+    )  # (units, observations): channels for images, features otherwise
+    return {
+        "layer": name,
+        "activation": act.name,
+        "slope_coverage": coverage,
+        "saturated_share": 1.0 - coverage if act.kind == "saturating" else None,
+        "dead_unit_share": (
+            float((units <= 0).all(dim=1).double().mean()) if act.kind == "relu_like" else None
+        ),
+        "mean_sq_derivative": float(d.pow(2).mean()),
+    }
+
+
+class SlopeStats(Diagnostic):
+    """Slope coverage, saturation, dead units and E[phi'^2] per nonlinearity."""
+
+    name = "activations"
+    needs_capture = True
+
+    def __init__(self, activations: list[Activation], tau: float = 0.1) -> None:
+        super().__init__()
+        self.activations = activations
+        self.tau = tau
+
+    def at_probe(self, ctx: ProbeContext) -> None:
+        assert ctx.capture is not None
+        self.records.append(self.compute(ctx.capture))
+
+    def compute(self, cap: ProbeCapture) -> dict[str, Any]:
+        layers = [
+            slope_stats(name, act, z, self.tau)
+            for name, act, z in zip(
+                cap.activation_names, self.activations, cap.preactivations, strict=True
+            )
+        ]
+        for rec in cap.recurrent:
+            if rec.kind == "rnn" and rec.preactivations:
+                z = torch.stack(rec.preactivations, dim=1)  # (batch, steps, hidden)
+                act = get_activation(ActivationLayer(name=rec.nonlinearity))
+                layers.append(slope_stats(rec.name, act, z, self.tau))
+        return {"step": cap.step, "nonlinearities": layers}

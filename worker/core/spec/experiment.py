@@ -1,0 +1,165 @@
+"""The whole experiment spec: model, init, data, optimizer, training, diagnostics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, model_validator
+
+from worker.core.spec.base import DeviceRequest, InitScheme, StrictModel
+from worker.core.spec.data import DataSpec
+from worker.core.spec.layers import FamilyModel, LayersModel
+from worker.core.spec.optim import OptimizerSpec
+
+DiagnosticGroup = Literal[
+    "gradient_flow",
+    "activations",
+    "mean_field",
+    "recurrent",
+    "update_ratio",
+    "local_linearity",
+    "alignment",
+    "interpolation",
+    "trajectory",
+    "linearization_gap",
+    "sharpness",
+    "noise_scale",
+]
+Preset = Literal["off", "basic", "standard", "full"]
+
+_BASIC: frozenset[DiagnosticGroup] = frozenset({"gradient_flow", "activations", "recurrent"})
+_STANDARD: frozenset[DiagnosticGroup] = _BASIC | {
+    "mean_field",
+    "update_ratio",
+    "local_linearity",
+    "alignment",
+    "interpolation",
+    "trajectory",
+}
+PRESETS: dict[Preset, frozenset[DiagnosticGroup]] = {
+    "off": frozenset(),
+    "basic": _BASIC,
+    "standard": _STANDARD,
+    "full": _STANDARD | {"linearization_gap", "sharpness", "noise_scale"},
+}
+
+
+class InitSpec(StrictModel):
+    """Weight initialization of every linear, convolutional and recurrent weight.
+
+    ``normal`` draws W ~ N(0, gain^2 / fan_in) (the mean-field convention); ``xavier_*``,
+    ``kaiming_*`` and ``orthogonal`` use PyTorch's definitions with ``gain`` (kaiming: the gain
+    replaces the activation's when given); ``default`` keeps PyTorch's own initialization.
+    """
+
+    scheme: InitScheme = "default"
+    gain: float | None = Field(
+        None, description="Gain; default 1 (kaiming: the activation's gain).", gt=0, le=100
+    )
+    bias_std: float = Field(0.0, description="Std of normal bias init (0: zeros).", ge=0, le=100)
+    lstm_forget_bias: float | None = Field(
+        None,
+        description="Bias of LSTM forget gates (e.g. 1, Jozefowicz et al. 2015).",
+        ge=-100,
+        le=100,
+    )
+
+    @model_validator(mode="after")
+    def _gain_needs_scheme(self) -> InitSpec:
+        if self.scheme == "default" and self.gain is not None:
+            raise ValueError("gain is not used by scheme 'default'; pick another scheme")
+        return self
+
+
+class TrainingSpec(StrictModel):
+    """How long and on what to train. Give exactly one of ``steps`` or ``epochs``."""
+
+    steps: int | None = Field(None, ge=1, le=10_000_000)
+    epochs: int | None = Field(None, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: DeviceRequest = "auto"
+    loss: Literal["auto", "cross_entropy", "mse"] = Field(
+        "auto", description="auto: cross_entropy for classification, mse for regression."
+    )
+    time_limit_s: float | None = Field(
+        None,
+        description="Stop with partial results after this long (server max applies).",
+        gt=0,
+        le=7 * 24 * 3600,
+    )
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> TrainingSpec:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of 'steps' or 'epochs'")
+        return self
+
+
+class DiagnosticsSpec(StrictModel):
+    """Which probe groups run and when. Probes run at step 0, on the schedule, and at the end.
+
+    ``preset`` picks the groups; ``groups`` switches single groups on or off on top of it.
+    """
+
+    preset: Preset = "standard"
+    groups: dict[DiagnosticGroup, bool] = Field(default_factory=dict)
+    every: int | None = Field(
+        None, description="Steps between probes; default: about 8 probes over the run.", ge=1
+    )
+    probe_batch_size: int = Field(256, ge=8, le=8192)
+    slope_threshold: float = Field(
+        0.1, description="tau: significant slope is |phi'| >= tau * max|phi'|.", gt=0, lt=1
+    )
+    vanishing_ratio: float = Field(
+        1e-2, description="End-to-end gradient ratio below this: vanishing.", gt=0, lt=1
+    )
+    exploding_ratio: float = Field(
+        1e2, description="End-to-end gradient ratio above this: exploding.", gt=1
+    )
+    interpolation_points: int = Field(25, ge=3, le=201)
+    linearity_scales: list[float] = Field(
+        default_factory=lambda: [1e-3, 1e-2, 1e-1, 1.0],
+        description="Relative input perturbation sizes for the local linearity error.",
+        min_length=1,
+        max_length=8,
+    )
+    sharpness_iterations: int = Field(20, ge=2, le=200)
+    projection_threshold: int = Field(
+        1_000_000,
+        description="Above this many parameters, snapshots are randomly projected.",
+        ge=1000,
+    )
+    projection_dim: int = Field(8192, ge=64, le=1_000_000)
+    curve_points: int = Field(
+        200, description="Loss points kept in the curves (downsampled).", ge=10, le=5000
+    )
+
+    def enabled_groups(self) -> frozenset[DiagnosticGroup]:
+        on = set(PRESETS[self.preset])
+        for group, enabled in self.groups.items():
+            (on.add if enabled else on.discard)(group)
+        return frozenset(on)
+
+
+def _model_form(value: Any) -> str:
+    """``layers`` when the model gives an explicit layer list, else the family shorthand."""
+    if isinstance(value, dict):
+        return "layers" if "layers" in value else "family"
+    return "layers" if isinstance(value, LayersModel) else "family"
+
+
+class ExperimentSpec(StrictModel):
+    """One design to train and diagnose."""
+
+    spec_version: Literal[1]
+    name: str | None = Field(None, max_length=200)
+    model: Annotated[
+        Annotated[FamilyModel, Tag("family")] | Annotated[LayersModel, Tag("layers")],
+        Discriminator(_model_form),
+    ]
+    init: InitSpec = InitSpec()
+    data: DataSpec
+    optimizer: OptimizerSpec = OptimizerSpec()
+    training: TrainingSpec
+    diagnostics: DiagnosticsSpec = DiagnosticsSpec()

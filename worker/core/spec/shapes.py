@@ -1,0 +1,298 @@
+"""Shape inference, parameter count, FLOPs and memory of a spec, without torch.
+
+:func:`analyze` walks the normalized layer list from the data's input shape and raises
+:class:`ShapeError` with the location of the first layer that cannot take its input, so a
+bad design is a 422 at submission, never a torch error in the worker.
+Shapes exclude the batch: (features,), (steps, features) or (channels, height, width).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from worker.core.spec.data import DataShape, data_shape
+from worker.core.spec.experiment import ExperimentSpec
+from worker.core.spec.layers import (
+    ActivationLayer,
+    Conv2dLayer,
+    DropoutLayer,
+    FamilyModel,
+    FlattenLayer,
+    Layer,
+    LinearLayer,
+    MaxoutLayer,
+    NormLayer,
+    PoolLayer,
+    RecurrentLayer,
+    ResidualLayer,
+    compile_family,
+)
+
+Shape = tuple[int, ...]
+Loc = tuple[str | int, ...]
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+InputKind = Literal["vector", "sequence", "image"]
+#: Rank of one example (batch excluded) of each kind of input.
+INPUT_RANK: dict[InputKind, int] = {"vector": 1, "sequence": 2, "image": 3}
+#: The input each family shorthand takes.
+FAMILY_INPUT: dict[str, InputKind] = {
+    "mlp": "vector", "resmlp": "vector", "cnn": "image",
+    "rnn": "sequence", "gru": "sequence", "lstm": "sequence",
+}
+BYTES_PER_FLOAT = 4
+
+
+class ShapeError(ValueError):
+    """A layer cannot take the shape it receives; ``loc`` is its path in the spec."""
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+@dataclass
+class Counts:
+    """Per-example totals accumulated while walking the layers."""
+
+    parameters: int = 0
+    flops: int = 0  # multiply-adds x 2 of one forward pass, per example
+    activations: int = 0  # floats stored for the backward pass, per example
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a spec compiles to and what it costs."""
+
+    data: DataShape
+    layers: list[Layer]  # the body, normalized (family compiled)
+    head: LinearLayer
+    output_shape: Shape
+    parameters: int
+    flops_per_example: int
+    activation_floats_per_example: int
+    layer_shapes: list[dict[str, object]] = field(default_factory=list)
+
+    def flops_per_step(self, batch: int) -> int:
+        """Forward, backward (about twice the forward) and update, for one batch."""
+        return 3 * self.flops_per_example * batch + 4 * self.parameters
+
+    def memory_bytes(self, batch: int) -> int:
+        """Weights, gradients and momentum buffers, plus stored activations for one batch."""
+        return BYTES_PER_FLOAT * (3 * self.parameters + self.activation_floats_per_example * batch)
+
+
+def projection_stride(shape: Shape, out: Shape) -> int | None:
+    """The stride of a 1x1 convolution mapping image ``shape`` to ``out``'s height and width
+    (a 1x1 kernel with stride s gives ceil(side / s)), or None when no stride does."""
+    for stride in range(1, shape[1] + 1):
+        if -(-shape[1] // stride) == out[1] and -(-shape[2] // stride) == out[2]:
+            return stride
+    return None
+
+
+def body_layers(spec: ExperimentSpec, shape: DataShape) -> list[Layer]:
+    """The spec's layer list (family shorthands compiled)."""
+    model = spec.model
+    if isinstance(model, FamilyModel):
+        image_hw = shape.input_shape[1] if len(shape.input_shape) == 3 else None
+        return compile_family(model, image_hw, shape.per_step)
+    return list(model.layers)
+
+
+def analyze(spec: ExperimentSpec) -> Analysis:
+    """Infer every layer's shape and the model's cost; :class:`ShapeError` if one can't."""
+    shape = data_shape(spec.data)
+    family = isinstance(spec.model, FamilyModel)
+    if family:
+        _check_family_input(spec, shape)
+    layers = body_layers(spec, shape)
+    counts = Counts()
+    described: list[dict[str, object]] = []
+    base: Loc = ("model",) if family else ("model", "layers")
+    out = _walk(layers, shape.input_shape, base, counts, described, family)
+    head = LinearLayer(out=shape.output_dim)
+    head_loc: Loc = ("model",) if family else ("model", "layers", len(layers) - 1)
+    if shape.per_step:
+        if len(out) != 2:
+            raise ShapeError(
+                head_loc,
+                f"the task predicts every step, so the model must end with a sequence "
+                f"(steps, features), got {out}; use return_sequences on the last recurrent layer",
+            )
+    elif len(out) != 1:
+        hint = (
+            "add a flatten layer"
+            if len(out) == 3
+            else ("set return_sequences=false on the last recurrent layer")
+        )
+        raise ShapeError(
+            head_loc, f"the head needs a vector, the body ends with shape {out}: {hint}"
+        )
+    final = _apply(head, out, ("model", "head"), counts, described, family)
+    _check_training(spec, shape, layers)
+    return Analysis(
+        data=shape,
+        layers=layers,
+        head=head,
+        output_shape=final,
+        parameters=counts.parameters,
+        flops_per_example=counts.flops,
+        activation_floats_per_example=counts.activations,
+        layer_shapes=described,
+    )
+
+
+def _check_family_input(spec: ExperimentSpec, shape: DataShape) -> None:
+    model = spec.model
+    assert isinstance(model, FamilyModel)
+    rank = len(shape.input_shape)
+    needs = FAMILY_INPUT[model.family]
+    if rank != INPUT_RANK[needs]:
+        raise ShapeError(
+            ("model", "family"),
+            f"family {model.family!r} needs {needs} data, but data {spec.data.kind!r} gives "
+            f"examples of shape {shape.input_shape}",
+        )
+
+
+def _check_training(spec: ExperimentSpec, shape: DataShape, layers: list[Layer]) -> None:
+    """Training choices that the data or the layers rule out (torch would fail mid-run)."""
+    if spec.training.loss == "cross_entropy" and shape.task == "regression":
+        raise ShapeError(
+            ("training", "loss"),
+            f"cross_entropy needs class ids, but data {spec.data.kind!r} is a regression task; "
+            "use 'mse' or 'auto'",
+        )
+    if min(spec.training.batch_size, shape.n_train) < 2 and _has_batch_norm(layers):
+        raise ShapeError(
+            ("training", "batch_size"),
+            "batch norm needs at least 2 examples per batch to estimate batch statistics",
+        )
+
+
+def _has_batch_norm(layers: list[Layer]) -> bool:
+    return any(
+        layer.type == "batch_norm"
+        or (isinstance(layer, ResidualLayer) and _has_batch_norm(layer.body))
+        for layer in layers
+    )
+
+
+def _walk(
+    layers: list[Layer],
+    shape: Shape,
+    base: Loc,
+    counts: Counts,
+    described: list[dict[str, object]],
+    family: bool,
+) -> Shape:
+    for i, layer in enumerate(layers):
+        shape = _apply(layer, shape, base if family else (*base, i), counts, described, family)
+    return shape
+
+
+def _apply(  # noqa: C901 - one branch per layer type reads best as a flat dispatch
+    layer: Layer,
+    shape: Shape,
+    loc: Loc,
+    counts: Counts,
+    described: list[dict[str, object]],
+    family: bool,
+) -> Shape:
+    def fail(msg: str) -> ShapeError:
+        return ShapeError(loc, f"{layer.type} layer: {msg}")
+
+    numel = math.prod(shape)
+    out: Shape
+    if isinstance(layer, LinearLayer):
+        if len(shape) == 3:
+            raise fail(f"needs a vector or a sequence, got an image {shape}; add flatten first")
+        steps = shape[0] if len(shape) == 2 else 1
+        n_in = shape[-1]
+        out = (*shape[:-1], layer.out)
+        counts.parameters += n_in * layer.out + (layer.out if layer.bias else 0)
+        counts.flops += 2 * n_in * layer.out * steps
+    elif isinstance(layer, Conv2dLayer):
+        if len(shape) != 3:
+            raise fail(f"needs an image (channels, height, width), got {shape}")
+        c, h, w = shape
+        k, s, p = layer.kernel_size, layer.stride, layer.padding
+        ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+        if ho < 1 or wo < 1:
+            raise fail(f"kernel {k} with padding {p} does not fit a {h}x{w} image")
+        out = (layer.out_channels, ho, wo)
+        counts.parameters += c * layer.out_channels * k * k + (
+            layer.out_channels if layer.bias else 0
+        )
+        counts.flops += 2 * c * k * k * layer.out_channels * ho * wo
+    elif isinstance(layer, PoolLayer):
+        if len(shape) != 3:
+            raise fail(f"needs an image (channels, height, width), got {shape}")
+        c, h, w = shape
+        k, s = layer.kernel_size, layer.stride or layer.kernel_size
+        ho, wo = (h - k) // s + 1, (w - k) // s + 1
+        if ho < 1 or wo < 1:
+            raise fail(f"kernel {k} does not fit a {h}x{w} image")
+        out = (c, ho, wo)
+        counts.flops += c * ho * wo * k * k
+    elif isinstance(layer, FlattenLayer):
+        out = (numel,)
+    elif isinstance(layer, NormLayer):
+        if layer.type == "batch_norm" and len(shape) == 2:
+            raise fail("batch norm over sequences is not supported; use layer_norm")
+        out = shape
+        features = (
+            shape[0]
+            if (layer.type == "batch_norm" and len(shape) == 3)
+            else (numel if len(shape) == 3 else shape[-1])
+        )
+        counts.parameters += 2 * features
+        counts.flops += 4 * numel
+    elif isinstance(layer, ActivationLayer | DropoutLayer):
+        out = shape
+        counts.flops += numel
+    elif isinstance(layer, MaxoutLayer):
+        if len(shape) == 3:
+            raise fail(f"needs a vector or a sequence, got an image {shape}; add flatten first")
+        steps = shape[0] if len(shape) == 2 else 1
+        n_in = shape[-1]
+        out = (*shape[:-1], layer.out)
+        counts.parameters += (n_in + 1) * layer.out * layer.pieces
+        counts.flops += 2 * n_in * layer.out * layer.pieces * steps
+    elif isinstance(layer, RecurrentLayer):
+        if len(shape) != 2:
+            raise fail(f"needs a sequence (steps, features), got {shape}")
+        steps, n_in = shape
+        g = GATES[layer.type]
+        h = layer.hidden
+        out = (steps, h) if layer.return_sequences else (h,)
+        counts.parameters += g * h * (n_in + h) + 2 * g * h
+        counts.flops += 2 * g * h * (n_in + h) * steps
+        counts.activations += g * h * steps  # gate values kept per step
+    else:  # residual
+        assert isinstance(layer, ResidualLayer)
+        inner: list[dict[str, object]] = []
+        body_out = _walk(layer.body, shape, (*loc, "body"), counts, inner, False)
+        if body_out != shape:
+            out = body_out
+            if len(shape) == 3 and len(body_out) == 3:
+                if projection_stride(shape, body_out) is None:
+                    raise fail(f"no 1x1 projection maps {shape} to the body's output {body_out}")
+                counts.parameters += shape[0] * body_out[0] + body_out[0]
+                counts.flops += 2 * shape[0] * math.prod(body_out)
+            elif len(shape) == len(body_out) and shape[:-1] == body_out[:-1]:
+                counts.parameters += shape[-1] * body_out[-1] + body_out[-1]
+                counts.flops += 2 * numel * body_out[-1]
+            else:
+                raise fail(f"the body maps {shape} to {body_out}; no projection can add them")
+        else:
+            out = shape
+        described.append({"type": "residual", "in": list(shape), "out": list(out), "body": inner})
+        counts.activations += math.prod(out)
+        return out
+    counts.activations += math.prod(out)
+    described.append({"type": layer.type, "in": list(shape), "out": list(out)})
+    return out

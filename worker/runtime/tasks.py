@@ -1,0 +1,94 @@
+"""Celery tasks: thin wrappers that hand a job id to ``worker.runtime.attempt`` and
+``worker.jobs.webhooks``.
+
+torch is imported inside the task body, in the prefork child, never at module import: the
+worker's main process (which forks the children) must not initialize CUDA (celery#3402).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from celery import Task
+
+from worker.core.errors import StoreUnavailable
+from worker.core.logs import job_context
+from worker.core.settings import get_settings
+from worker.core.spec import ExperimentSpec
+from worker.jobs.dispatch import DELIVER_WEBHOOK_TASK, RUN_EXPERIMENT_TASK, CeleryDispatcher
+from worker.jobs.store import RedisJobStore, store_from_settings
+from worker.jobs.webhooks import deliver_webhook
+from worker.runtime.app import app
+from worker.runtime.attempt import ProgressFn, StopFn, execute_job
+
+_settings = get_settings()
+
+
+@lru_cache(maxsize=1)
+def job_store() -> RedisJobStore:
+    """One store (and connection pool) per process, created after the fork."""
+    return store_from_settings(get_settings())
+
+
+def announce_final(job_id: str, status: str) -> None:
+    """After a final status: queue the webhook when the job has a callback_url."""
+    if job_store().get(job_id).callback_url:
+        CeleryDispatcher(app).send_webhook(job_id)
+
+
+def run_with_torch(spec: ExperimentSpec, on_progress: ProgressFn,
+                   should_stop: StopFn) -> dict[str, Any]:
+    """The compute side (imports torch on first use, in the worker child)."""
+    import torch
+
+    from worker.compute.pipeline import RunHooks, run_experiment
+
+    settings = get_settings()
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)
+    hooks = RunHooks(on_progress=on_progress, should_stop=should_stop,
+                     time_limit_s=settings.job_time_limit_s)
+    return run_experiment(spec, hooks)
+
+
+# Redis blips while recording are retried (the job restarts as a new attempt); failures of
+# the run itself are recorded on the job by execute_job and never reach Celery.
+@app.task(name=RUN_EXPERIMENT_TASK, bind=True, autoretry_for=(StoreUnavailable,),
+          retry_backoff=2, retry_backoff_max=60, max_retries=5)
+def run_experiment_task(self: Task[[str], None], job_id: str) -> None:
+    """Run the experiment recorded under ``job_id``."""
+    settings = get_settings()
+    execute_job(
+        job_store(), job_id,
+        worker=self.request.hostname or "unknown",
+        run=run_with_torch,
+        progress_interval_s=settings.progress_interval_s,
+        time_limit_s=settings.job_soft_time_limit_s,
+        max_attempts=settings.max_attempts,
+        lease_interval_s=settings.job_heartbeat_interval_s,
+        lease_ttl_s=settings.job_heartbeat_ttl_s,
+        cancel_check_interval_s=settings.cancel_check_interval_s,
+        on_final=announce_final,
+    )
+
+
+class RetryDelivery(Exception):
+    """The receiver did not take the webhook (network error, 408, 429, 5xx): try again."""
+
+
+@app.task(name=DELIVER_WEBHOOK_TASK, bind=True, acks_late=True,
+          autoretry_for=(RetryDelivery, StoreUnavailable),
+          retry_backoff=_settings.webhook_retry_backoff_s,
+          retry_backoff_max=_settings.webhook_retry_backoff_max_s, retry_jitter=True,
+          max_retries=_settings.webhook_max_retries)
+def deliver_webhook_task(self: Task[[str], None], job_id: str) -> None:
+    """POST the final state of ``job_id`` to its callback_url (signed; see worker/webhooks)."""
+    with job_context(job_id):
+        retries = self.request.retries
+        outcome = deliver_webhook(
+            job_store(), job_id, get_settings(), attempt=retries + 1,
+            last_attempt=retries >= (self.max_retries or 0),
+        )
+    if outcome == "retry":
+        raise RetryDelivery(f"webhook of job {job_id} not taken (attempt {retries + 1})")
