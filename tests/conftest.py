@@ -159,7 +159,7 @@ def celery_worker(redis_server: RedisServer,
     redis_server.client(E2E_DB).flushdb()
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, "REDIS_URL": redis_server.url(E2E_DB), "PYTHONPATH": str(ROOT),
-           "TRAINABILITY_WORKER_HEARTBEAT_INTERVAL_S": "1",
+           "TRAINABILITY_LIVENESS_INTERVAL_S": "1",
            "TRAINABILITY_PROGRESS_INTERVAL_S": "0.2", "TRAINABILITY_TORCH_THREADS": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -91,7 +91,7 @@ def test_cancel_a_running_job_flags_it(client, store):
     body = client.post(f"/v1/experiments/{job_id}/cancel").json()
     assert body["status"] == "running" and body["cancel_requested"]
     assert client.post(f"/v1/experiments/{job_id}/cancel").status_code == 202  # idempotent
-    assert store.heartbeat(job_id, attempt=1, lease="w@h|1|1", lease_ttl_s=30) == "cancel"
+    assert store.renew_lease(job_id, attempt=1, lease="w@h|1|1", lease_ttl_s=30) == "cancel"
 
 
 def test_cancel_of_a_final_job_is_409(client, store):

@@ -90,11 +90,25 @@ class Settings(BaseSettings):
         "processes' thread pools compete for the same cores.",
     )
     progress_interval_s: float = Field(0.5, ge=0, le=60, description="Min seconds between writes.")
-    worker_heartbeat_interval_s: float = Field(
-        5.0, gt=0, le=300, description="Seconds between worker heartbeats (readiness, leases)."
+    liveness_interval_s: float = Field(
+        5.0,
+        validation_alias=AliasChoices(
+            "TRAINABILITY_LIVENESS_INTERVAL_S", "TRAINABILITY_WORKER_HEARTBEAT_INTERVAL_S"
+        ),
+        gt=0,
+        le=300,
+        description="Seconds between a worker's liveness beats into the registry (readiness). "
+        "Formerly TRAINABILITY_WORKER_HEARTBEAT_INTERVAL_S (still read).",
     )
-    worker_heartbeat_ttl_s: int = Field(
-        30, ge=2, le=3600, description="A worker without a heartbeat this long counts as gone."
+    liveness_ttl_s: int = Field(
+        30,
+        validation_alias=AliasChoices(
+            "TRAINABILITY_LIVENESS_TTL_S", "TRAINABILITY_WORKER_HEARTBEAT_TTL_S"
+        ),
+        ge=2,
+        le=3600,
+        description="A worker without a liveness beat this long counts as gone. "
+        "Formerly TRAINABILITY_WORKER_HEARTBEAT_TTL_S (still read).",
     )
 
     # Jobs that never get lost, stuck or leaked (worker/runtime/attempt.py, .../reaper.py).
@@ -109,15 +123,26 @@ class Settings(BaseSettings):
         description="Attempts per job; a job whose worker is lost this many "
         "times fails with the reason.",
     )
-    job_heartbeat_interval_s: float = Field(
-        5.0, gt=0, le=300, description="How often a running attempt renews its lease."
+    lease_renew_interval_s: float = Field(
+        5.0,
+        validation_alias=AliasChoices(
+            "TRAINABILITY_LEASE_RENEW_INTERVAL_S", "TRAINABILITY_JOB_HEARTBEAT_INTERVAL_S"
+        ),
+        gt=0,
+        le=300,
+        description="How often a running attempt renews its lease. "
+        "Formerly TRAINABILITY_JOB_HEARTBEAT_INTERVAL_S (still read).",
     )
-    job_heartbeat_ttl_s: float = Field(
+    lease_ttl_s: float = Field(
         30.0,
+        validation_alias=AliasChoices(
+            "TRAINABILITY_LEASE_TTL_S", "TRAINABILITY_JOB_HEARTBEAT_TTL_S"
+        ),
         gt=0,
         le=3600,
         description="An attempt whose lease is this old is taken as lost "
-        "(worker killed, OOM, host gone): the reaper re-queues or fails it.",
+        "(worker killed, OOM, host gone): the reaper re-queues or fails it. "
+        "Formerly TRAINABILITY_JOB_HEARTBEAT_TTL_S (still read).",
     )
     cancel_check_interval_s: float = Field(
         0.5, ge=0, le=60, description="Most seconds between two reads of the cancel flag."
@@ -181,10 +206,10 @@ class Settings(BaseSettings):
             raise ValueError("job_soft_time_limit_s must be below job_hard_time_limit_s")
         if self.broker_visibility_timeout_s <= self.job_hard_time_limit_s:
             raise ValueError("broker_visibility_timeout_s must exceed job_hard_time_limit_s")
-        if self.worker_heartbeat_ttl_s <= self.worker_heartbeat_interval_s:
-            raise ValueError("worker_heartbeat_ttl_s must exceed worker_heartbeat_interval_s")
-        if self.job_heartbeat_ttl_s < 2 * self.job_heartbeat_interval_s:
-            raise ValueError("job_heartbeat_ttl_s must be at least twice job_heartbeat_interval_s")
+        if self.liveness_ttl_s <= self.liveness_interval_s:
+            raise ValueError("liveness_ttl_s must exceed liveness_interval_s")
+        if self.lease_ttl_s < 2 * self.lease_renew_interval_s:
+            raise ValueError("lease_ttl_s must be at least twice lease_renew_interval_s")
         if (
             not self.is_development
             and self.webhook_allowlist

@@ -5,7 +5,7 @@ Layout (``{p}`` = key prefix)::
     {p}:workers            zset    hostname -> last heartbeat (unix seconds)
     {p}:worker:{hostname}  string  JSON {"hostname", "queues", "pid"}
 
-Both carry a TTL of ``worker_heartbeat_ttl_s`` refreshed by every beat, so a worker that
+Both carry a TTL of ``liveness_ttl_s`` refreshed by every beat, so a worker that
 stops beating disappears on its own; stale zset members are trimmed on read.
 """
 
@@ -89,5 +89,5 @@ class RedisWorkerRegistry:
 
 def registry_from_settings(settings: Settings) -> RedisWorkerRegistry:
     return RedisWorkerRegistry(
-        connect(settings), prefix=settings.key_prefix, ttl_seconds=settings.worker_heartbeat_ttl_s
+        connect(settings), prefix=settings.key_prefix, ttl_seconds=settings.liveness_ttl_s
     )

@@ -24,8 +24,8 @@ The request: ``POST`` with a JSON body (``payload``) and headers
 
 A receiver recomputes the HMAC over the raw body with the shared secret, compares in constant
 time, and rejects old timestamps. 2xx is success; 408, 429, 5xx and network errors are retried
-with exponential backoff (a Celery task, ``worker/runtime/tasks.py``); other answers end the
-delivery.
+with exponential backoff (a Celery task, ``worker/runtime/tasks.py``; the request itself is
+``worker/runtime/webhook_delivery.py``); other answers end the delivery.
 The state is kept on the job (``webhook``) and deliveries are at least once: the final status
 write puts the job in an outbox, and the reaper re-sends deliveries that went quiet.
 """
@@ -35,20 +35,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
-import socket
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
-from worker.core.errors import CallbackRefused, JobNotFound
-from worker.core.settings import Settings
-from worker.jobs.store import JobRecord, RedisJobStore, utcnow
+from worker.core.errors import CallbackRefused
+from worker.jobs.store import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +51,6 @@ MAX_URL_CHARS = 2048
 USER_AGENT = "trainability-webhook/1"
 
 Resolver = Callable[[str, int], Sequence[str]]
-DeliveryOutcome = Literal["delivered", "retry", "failed", "dropped"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,7 @@ class Destination:
     explicit: bool  # the allowlist names this host exactly (private addresses allowed)
 
 
-def _default_port(scheme: str) -> int:
+def default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
@@ -92,7 +85,7 @@ def _parse(url: str) -> tuple[str, str, int, str]:
         raise CallbackRefused("callback_url has no host")
     if parts.fragment:
         raise CallbackRefused("callback_url must not have a fragment")
-    return scheme, host, port or _default_port(scheme), parts.netloc
+    return scheme, host, port or default_port(scheme), parts.netloc
 
 
 def _entry_matches(entry: str, url: str, scheme: str, host: str, port: int) -> bool | None:
@@ -167,11 +160,6 @@ def check_callback_url(url: str, allowlist: Sequence[str]) -> Destination:
     return destination
 
 
-def system_resolver(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
 def resolve_destination(destination: Destination, resolver: Resolver) -> str:
     """The address to connect to: every address of the host must be public, unless the
     allowlist names the host exactly."""
@@ -218,90 +206,3 @@ def payload(job: JobRecord) -> dict[str, Any]:
         "summary": summary,
         "links": {"self": f"/v1/experiments/{job.id}"},
     }
-
-
-def _pinned_request(destination: Destination, address: str) -> tuple[str, dict[str, str],
-                                                                      dict[str, Any]]:
-    """URL with the checked address in place of the name, Host header, TLS server name."""
-    parts = urlsplit(destination.url)
-    literal = f"[{address}]" if ":" in address else address
-    netloc = f"{literal}:{destination.port}"
-    url = urlunsplit((destination.scheme, netloc, parts.path or "/", parts.query, ""))
-    default = destination.port == _default_port(destination.scheme)
-    host_header = destination.host if ":" not in destination.host else f"[{destination.host}]"
-    if not default:
-        host_header += f":{destination.port}"
-    extensions: dict[str, Any] = {}
-    if destination.scheme == "https":
-        extensions["sni_hostname"] = destination.host
-    return url, {"Host": host_header}, extensions
-
-
-def deliver_webhook(
-    store: RedisJobStore,
-    job_id: str,
-    settings: Settings,
-    *,
-    attempt: int,
-    last_attempt: bool,
-    resolver: Resolver = system_resolver,
-    transport: httpx.BaseTransport | None = None,
-) -> DeliveryOutcome:
-    """One delivery attempt; records the state on the job; says whether to retry."""
-    try:
-        job = store.get(job_id)
-    except JobNotFound:
-        log.info("job %s is gone; its webhook is dropped", job_id)
-        return "dropped"
-    if not job.callback_url or not job.is_final:
-        return "dropped"
-    state: dict[str, Any] = {"attempts": attempt, "last_status": None, "last_error": None}
-
-    def record(outcome: DeliveryOutcome) -> DeliveryOutcome:
-        if outcome == "retry" and last_attempt:
-            outcome = "failed"
-        state["state"] = {"retry": "retrying"}.get(outcome, outcome)
-        state["updated_at"] = utcnow().isoformat()
-        store.set_webhook_state(job_id, state, pending=outcome == "retry")
-        level = logging.INFO if outcome == "delivered" else logging.WARNING
-        log.log(level, "webhook of job %s: %s (attempt %d, status %s, %s)", job_id,
-                state["state"], attempt, state["last_status"], state["last_error"])
-        return outcome
-
-    try:
-        destination = match_allowlist(job.callback_url, settings.webhook_allowlist)
-        address = resolve_destination(destination, resolver)
-    except CallbackRefused as exc:
-        state["last_error"] = f"refused: {exc}"
-        return record("failed")
-    except ConnectionError as exc:
-        state["last_error"] = str(exc)
-        return record("retry")
-
-    body = json.dumps(payload(job), separators=(",", ":")).encode()
-    timestamp = int(time.time())
-    url, headers, extensions = _pinned_request(destination, address)
-    headers.update({
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-Trainability-Event": EVENT,
-        "X-Trainability-Delivery": f"{job.id}.{job.status}",
-        "X-Trainability-Timestamp": str(timestamp),
-        "X-Trainability-Signature": signature(
-            settings.webhook_secret.get_secret_value(), timestamp, body
-        ),
-    })
-    try:
-        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False,
-                          trust_env=False, transport=transport) as client:
-            response = client.post(url, content=body, headers=headers, extensions=extensions)
-    except httpx.HTTPError as exc:
-        state["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
-        return record("retry")
-    state["last_status"] = response.status_code
-    if response.is_success:
-        return record("delivered")
-    state["last_error"] = f"HTTP {response.status_code}"
-    if response.status_code in (408, 429) or response.status_code >= 500:
-        return record("retry")
-    return record("failed")

@@ -5,7 +5,7 @@ Lua script): a final job is left alone (a redelivered task does nothing); a job 
 live attempt holds is left to it (a duplicate delivery, e.g. after Redis's visibility timeout,
 is dropped: the job runs once); a job whose cancellation was asked ends ``cancelled`` without
 running; a job that already used its ``max_attempts`` ends ``failed``. Otherwise a new attempt
-starts, holding a lease in Redis that a heartbeat thread renews while the run goes on; when the
+starts, holding a lease in Redis that a lease thread renews while the run goes on; when the
 process dies the lease expires and the reaper (``worker/runtime/reaper.py``) takes over.
 
 The run's ``summary.outcome`` decides the final status: ``completed`` and ``diverged`` are
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -28,7 +28,16 @@ from celery.exceptions import SoftTimeLimitExceeded
 from worker.core.errors import JobNotFound, JobStateConflict, StoreUnavailable, TrainabilityError
 from worker.core.logs import job_context
 from worker.core.spec import ExperimentSpec
-from worker.jobs.store import CANCEL_REASON, FinalStatus, JobStatus, JobStore, Lease
+from worker.jobs.store import (
+    CANCEL_REASON,
+    Claim,
+    FinalStatus,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    Lease,
+)
+from worker.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +59,10 @@ def eta_seconds(progress: dict[str, Any]) -> float | None:
     return max(0.0, float(elapsed) / step * (total - step))
 
 
-class AttemptHeartbeat:
+class AttemptLease:
     """A daemon thread that renews the attempt's lease every ``interval_s``.
 
-    The lease (``JobStore.heartbeat``) says "this attempt is alive"; when the process dies
+    The lease (``JobStore.renew_lease``) says "this attempt is alive"; when the process dies
     (SIGKILL, OOM, host lost) nobody renews it and it expires after ``ttl_s``. The answer also
     carries the cancel flag and whether the attempt lost the job to another one, which the
     training loop reads through ``ProgressReporter.should_stop``.
@@ -65,25 +74,21 @@ class AttemptHeartbeat:
         self._job_id = job_id
         self._attempt = attempt
         self._lease = lease
-        self._interval = interval_s
         self._ttl = ttl_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id[:8]}",
-                                        daemon=True)
+        self._periodic = Periodic(f"lease-{job_id[:8]}", interval_s, self._tick)
         self.cancel_requested = False
         self.lost = False
 
     def start(self) -> None:
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._interval + 5)
+        self._periodic.stop()
 
-    def beat(self) -> None:
+    def renew(self) -> None:
         try:
-            answer = self._store.heartbeat(self._job_id, attempt=self._attempt,
-                                           lease=self._lease, lease_ttl_s=self._ttl)
+            answer = self._store.renew_lease(self._job_id, attempt=self._attempt,
+                                             lease=self._lease, lease_ttl_s=self._ttl)
         except StoreUnavailable as exc:
             log.warning("lease of job %s not renewed: %s", self._job_id, exc)
             return
@@ -92,12 +97,10 @@ class AttemptHeartbeat:
         elif answer == "lost":
             self.lost = True
 
-    def _run(self) -> None:
+    def _tick(self) -> bool:
         with job_context(self._job_id):
-            while not self._stop.wait(self._interval):
-                self.beat()
-                if self.lost:
-                    return
+            self.renew()
+        return not self.lost
 
 
 class ProgressReporter:
@@ -105,7 +108,7 @@ class ProgressReporter:
 
     Progress is best-effort: a failed write is logged and training goes on. ``should_stop``
     turns true when cancellation was asked (the flag is read at most every
-    ``cancel_check_interval_s``, and the heartbeat also brings it), or when this attempt no
+    ``cancel_check_interval_s``, and the lease renewal also brings it), or when this attempt no
     longer owns the job (the store refused a write: the job went final elsewhere, or a newer
     attempt took it over).
     """
@@ -113,14 +116,14 @@ class ProgressReporter:
     def __init__(self, store: JobStore, job_id: str, attempt: int, interval_s: float,
                  clock: Callable[[], float] = time.monotonic, *,
                  cancel_check_interval_s: float = 0.5,
-                 heartbeat: AttemptHeartbeat | None = None) -> None:
+                 lease: AttemptLease | None = None) -> None:
         self._store = store
         self._job_id = job_id
         self._attempt = attempt
         self._interval = interval_s
         self._clock = clock
         self._cancel_interval = cancel_check_interval_s
-        self._heartbeat = heartbeat
+        self._lease = lease
         self._last_write: float | None = None
         self._last_cancel_check: float | None = None
         self.latest: dict[str, Any] | None = None
@@ -145,9 +148,9 @@ class ProgressReporter:
             self.superseded = True
 
     def should_stop(self) -> bool:
-        if self._heartbeat is not None:
-            self.cancel_requested |= self._heartbeat.cancel_requested
-            self.superseded |= self._heartbeat.lost
+        if self._lease is not None:
+            self.cancel_requested |= self._lease.cancel_requested
+            self.superseded |= self._lease.lost
         now = self._clock()
         if not self.cancel_requested and (
             self._last_cancel_check is None
@@ -202,19 +205,36 @@ def execute_job(
         )
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """What one attempt needs besides the store and the job: its knobs and its callbacks."""
+
+    worker: str
+    run: RunFn
+    progress_interval_s: float
+    time_limit_s: int | None
+    max_attempts: int
+    lease_interval_s: float
+    lease_ttl_s: float
+    cancel_check_interval_s: float
+    on_final: FinalFn | None
+
+    def announce(self, job_id: str, status: JobStatus) -> JobStatus:
+        if self.on_final is not None:
+            try:
+                self.on_final(job_id, status)
+            except TrainabilityError as exc:  # the reaper resends from the outbox
+                log.warning("could not announce the end of job %s: %s", job_id, exc)
+        return status
+
+
 def _execute(
     store: JobStore, job_id: str, *, worker: str, run: RunFn, progress_interval_s: float,
     time_limit_s: int | None, max_attempts: int, lease_interval_s: float, lease_ttl_s: float,
     cancel_check_interval_s: float, on_final: FinalFn | None,
 ) -> JobStatus | None:
-    def announce(status: JobStatus) -> JobStatus:
-        if on_final is not None:
-            try:
-                on_final(job_id, status)
-            except TrainabilityError as exc:  # the reaper resends from the outbox
-                log.warning("could not announce the end of job %s: %s", job_id, exc)
-        return status
-
+    how = _Attempt(worker, run, progress_interval_s, time_limit_s, max_attempts,
+                   lease_interval_s, lease_ttl_s, cancel_check_interval_s, on_final)
     try:
         record = store.get(job_id)
     except JobNotFound:
@@ -224,9 +244,24 @@ def _execute(
         log.info("job %s is already %s; nothing to do", job_id, record.status)
         return None
     holder = f"{worker}|{os.getpid()}"
+    claim = _claim(store, job_id, holder, how)
+    if claim is None:
+        return None
+    if claim.outcome == "cancelled":
+        log.info("job %s was cancelled before it started; not running it", job_id)
+        return how.announce(job_id, "cancelled")
+    if claim.outcome == "exhausted":
+        log.error("job %s failed: %d attempts were lost", job_id, claim.attempt)
+        return how.announce(job_id, "failed")
+    return _run_attempt(store, record, claim.attempt, holder, how)
+
+
+def _claim(store: JobStore, job_id: str, holder: str, how: _Attempt) -> Claim | None:
+    """Claim the job for this attempt; None when there is nothing to run."""
+    worker = how.worker
     try:
-        claim = store.claim(job_id, worker=worker, holder=holder, lease_ttl_s=lease_ttl_s,
-                            max_attempts=max_attempts)
+        claim = store.claim(job_id, worker=worker, holder=holder, lease_ttl_s=how.lease_ttl_s,
+                            max_attempts=how.max_attempts)
         if claim.outcome == "busy" and claim.lease is not None:
             # The previous attempt ran in a child of this same node that is gone (SIGKILL,
             # OOM: the message came back through task_reject_on_worker_lost), or in this very
@@ -237,7 +272,7 @@ def _execute(
                 other.pid == os.getpid() or not pid_alive(other.pid)
             ):
                 claim = store.claim(job_id, worker=worker, holder=holder,
-                                    lease_ttl_s=lease_ttl_s, max_attempts=max_attempts,
+                                    lease_ttl_s=how.lease_ttl_s, max_attempts=how.max_attempts,
                                     replace=claim.lease)
     except JobNotFound:
         log.warning("job %s disappeared before it started", job_id)
@@ -249,20 +284,19 @@ def _execute(
     if claim.outcome in ("final", "missing"):
         log.info("job %s is %s; nothing to do", job_id, claim.status or "gone")
         return None
-    if claim.outcome == "cancelled":
-        log.info("job %s was cancelled before it started; not running it", job_id)
-        return announce("cancelled")
-    if claim.outcome == "exhausted":
-        log.error("job %s failed: %d attempts were lost", job_id, claim.attempt)
-        return announce("failed")
+    return claim
 
-    attempt = claim.attempt
-    heartbeat = AttemptHeartbeat(store, job_id, attempt, f"{holder}|{attempt}",
-                                 lease_interval_s, lease_ttl_s)
-    reporter = ProgressReporter(store, job_id, attempt, progress_interval_s,
-                                cancel_check_interval_s=cancel_check_interval_s,
-                                heartbeat=heartbeat)
-    log.info("job %s: attempt %d on %s", job_id, attempt, worker)
+
+def _run_attempt(store: JobStore, record: JobRecord, attempt: int, holder: str,
+                 how: _Attempt) -> JobStatus | None:
+    """Train under a renewed lease and record the outcome the run ended with."""
+    job_id = record.id
+    lease_thread = AttemptLease(store, job_id, attempt, f"{holder}|{attempt}",
+                                how.lease_interval_s, how.lease_ttl_s)
+    reporter = ProgressReporter(store, job_id, attempt, how.progress_interval_s,
+                                cancel_check_interval_s=how.cancel_check_interval_s,
+                                lease=lease_thread)
+    log.info("job %s: attempt %d on %s", job_id, attempt, how.worker)
 
     def finish(status: FinalStatus, **outcome: Any) -> JobStatus | None:
         try:
@@ -271,30 +305,30 @@ def _execute(
             log.warning("outcome of job %s not recorded: %s", job_id, exc)
             return None
         log.info("job %s: %s", job_id, status)
-        return announce(status)
+        return how.announce(job_id, status)
 
-    heartbeat.start()
+    lease_thread.start()
     try:
         spec = ExperimentSpec.model_validate_json(record.spec)
-        result = run(spec, reporter, reporter.should_stop)
+        result = how.run(spec, reporter, reporter.should_stop)
     except SoftTimeLimitExceeded:
-        limit = f" of {time_limit_s} s" if time_limit_s else ""
+        limit = f" of {how.time_limit_s} s" if how.time_limit_s else ""
         return finish("timed_out", error=f"the job exceeded its time limit{limit}")
     except Exception as exc:  # any failure of the run is the job's outcome, not the task's
         log.exception("job %s failed", job_id)
         return finish("failed", error=describe_error(exc))
     finally:
-        heartbeat.stop()
-    outcome = result.get("summary", {}).get("outcome")
-    if outcome == "timed_out":
+        lease_thread.stop()
+    summary = result.get("summary", {})
+    if summary.get("outcome") == "timed_out":
         return finish("timed_out", result=result,
                       error="training stopped at its time limit; the result is partial")
-    if outcome == "stopped":
+    if summary.get("outcome") == "stopped":
         if reporter.superseded and not reporter.cancel_requested:
             log.warning("job %s: attempt %d was superseded; its result is dropped",
                         job_id, attempt)
             return None
-        steps = result.get("summary", {}).get("steps")
+        steps = summary.get("steps")
         at = f" at step {steps}" if steps is not None else ""
         return finish("cancelled", result=result,
                       error=f"{CANCEL_REASON}; training stopped{at}, the result is partial")

@@ -3,7 +3,7 @@
 One pass (``Reaper.run_once``):
 
 1. **Lost attempts.** A running job whose lease expired (no heartbeat from its attempt for
-   ``job_heartbeat_ttl_s``: worker SIGKILLed, OOM, host gone, frozen) is put back to ``queued``
+   ``lease_ttl_s``: worker SIGKILLed, OOM, host gone, frozen) is put back to ``queued``
    and its task sent again, while it has had fewer than ``max_attempts`` attempts; after that
    it ends ``failed`` with the reason. A lost attempt of a job whose cancellation was asked
    ends ``cancelled``. (A prefork *child* killed mid-job is faster: Celery requeues its message
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from worker.core.settings import Settings, get_settings
 from worker.jobs.dispatch import CeleryDispatcher, make_celery
 from worker.jobs.redis_conn import translate_redis_errors
 from worker.jobs.store import RedisJobStore, store_from_settings
+from worker.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Reaper:
                 continue
             outcome = self._store.reap(
                 job.id, attempt=job.attempt, max_attempts=s.max_attempts,
-                lost_after_s=s.job_heartbeat_ttl_s, worker=job.worker,
+                lost_after_s=s.lease_ttl_s, worker=job.worker,
             )
             if outcome == "requeued":
                 log.warning("job %s: attempt %d on %s was lost; re-queued", job.id, job.attempt,
@@ -189,15 +189,13 @@ class ReaperThread:
         self._lock_key = lock_key
         self._node = node
         self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+        self._periodic = Periodic("reaper", interval_s, self._pass)
 
     def start(self) -> None:
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._interval + 5)
+        self._periodic.stop()
 
     def leads(self) -> bool:
         """Take (or keep) the reaper lock for one interval; only its holder reaps."""
@@ -208,21 +206,15 @@ class ReaperThread:
             return bool(self._client.get(self._lock_key) == self._node
                         and self._client.pexpire(self._lock_key, ms))
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                if not self.leads():
-                    continue
-                report = self._reaper.run_once()
-                if report:
-                    log.info("reaper: requeued=%d failed=%d cancelled=%d resent=%d "
-                             "webhooks=%d pruned=%d", len(report.requeued), len(report.failed),
-                             len(report.cancelled), len(report.resent), len(report.webhooks),
-                             report.pruned)
-            except TrainabilityError as exc:
-                log.warning("reaper pass skipped: %s", exc)
-            except Exception:  # the thread must outlive any one bad pass
-                log.exception("reaper pass failed")
+    def _pass(self) -> None:
+        if not self.leads():
+            return
+        report = self._reaper.run_once()
+        if report:
+            log.info("reaper: requeued=%d failed=%d cancelled=%d resent=%d "
+                     "webhooks=%d pruned=%d", len(report.requeued), len(report.failed),
+                     len(report.cancelled), len(report.resent), len(report.webhooks),
+                     report.pruned)
 
 
 _current: ReaperThread | None = None

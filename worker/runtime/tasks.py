@@ -18,9 +18,9 @@ from worker.core.settings import get_settings
 from worker.core.spec import ExperimentSpec
 from worker.jobs.dispatch import DELIVER_WEBHOOK_TASK, RUN_EXPERIMENT_TASK, CeleryDispatcher
 from worker.jobs.store import RedisJobStore, store_from_settings
-from worker.jobs.webhooks import deliver_webhook
 from worker.runtime.app import app
 from worker.runtime.attempt import ProgressFn, StopFn, execute_job
+from worker.runtime.webhook_delivery import deliver_webhook
 
 _settings = get_settings()
 
@@ -66,8 +66,8 @@ def run_experiment_task(self: Task[[str], None], job_id: str) -> None:
         progress_interval_s=settings.progress_interval_s,
         time_limit_s=settings.job_soft_time_limit_s,
         max_attempts=settings.max_attempts,
-        lease_interval_s=settings.job_heartbeat_interval_s,
-        lease_ttl_s=settings.job_heartbeat_ttl_s,
+        lease_interval_s=settings.lease_renew_interval_s,
+        lease_ttl_s=settings.lease_ttl_s,
         cancel_check_interval_s=settings.cancel_check_interval_s,
         on_final=announce_final,
     )

@@ -7,7 +7,8 @@ model is checked against before anything is queued.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -231,64 +232,43 @@ class DataShape(StrictModel):
         return self.input_shape[-1]
 
 
-def data_shape(data: AnyData) -> DataShape:
-    """Input shape, output size, task and split sizes implied by a data spec."""
-    if isinstance(data, TeacherData):
-        return DataShape(
-            input_shape=(data.input_dim,),
-            output_dim=data.output_dim,
-            task=data.task,
-            n_train=data.n_train,
-            n_val=data.n_val,
-        )
-    if isinstance(data, SpiralsData | MoonsData):
-        arms = data.arms if isinstance(data, SpiralsData) else 2
-        return DataShape(
-            input_shape=(2,),
-            output_dim=arms,
-            task="classification",
-            n_train=data.n_train,
-            n_val=data.n_val,
-        )
-    if isinstance(data, ParityData):
-        bits: tuple[int, ...] = (data.n_bits, 1) if data.as_sequence else (data.n_bits,)
-        return DataShape(
-            input_shape=bits,
-            output_dim=2,
-            task="classification",
-            n_train=data.n_train,
-            n_val=data.n_val,
-            sequence_length=data.n_bits if data.as_sequence else None,
-        )
-    if isinstance(data, DigitsData):
-        n_val = max(1, round(DIGITS_N * data.val_fraction))
-        return DataShape(
-            input_shape=(64,) if data.layout == "flat" else (1, 8, 8),
-            output_dim=10,
-            task="classification",
-            n_train=DIGITS_N - n_val,
-            n_val=n_val,
-        )
-    if isinstance(data, AddingData):
-        return DataShape(
-            input_shape=(data.length, 2),
-            output_dim=1,
-            task="regression",
-            n_train=data.n_train,
-            n_val=data.n_val,
-            sequence_length=data.length,
-        )
-    if isinstance(data, CopyData):
-        steps = 2 * data.symbols + data.length + 1
-        return DataShape(
-            input_shape=(steps, data.alphabet + 2),
-            output_dim=data.alphabet + 1,
-            task="classification",
-            n_train=data.n_train,
-            n_val=data.n_val,
-            per_step=True,
-            sequence_length=steps,
-        )
+def _teacher_shape(data: TeacherData) -> DataShape:
+    return DataShape(input_shape=(data.input_dim,), output_dim=data.output_dim, task=data.task,
+                     n_train=data.n_train, n_val=data.n_val)
+
+
+def _points_shape(data: SpiralsData | MoonsData) -> DataShape:
+    arms = data.arms if isinstance(data, SpiralsData) else 2
+    return DataShape(input_shape=(2,), output_dim=arms, task="classification",
+                     n_train=data.n_train, n_val=data.n_val)
+
+
+def _parity_shape(data: ParityData) -> DataShape:
+    bits: tuple[int, ...] = (data.n_bits, 1) if data.as_sequence else (data.n_bits,)
+    return DataShape(input_shape=bits, output_dim=2, task="classification",
+                     n_train=data.n_train, n_val=data.n_val,
+                     sequence_length=data.n_bits if data.as_sequence else None)
+
+
+def _digits_shape(data: DigitsData) -> DataShape:
+    n_val = max(1, round(DIGITS_N * data.val_fraction))
+    return DataShape(input_shape=(64,) if data.layout == "flat" else (1, 8, 8), output_dim=10,
+                     task="classification", n_train=DIGITS_N - n_val, n_val=n_val)
+
+
+def _adding_shape(data: AddingData) -> DataShape:
+    return DataShape(input_shape=(data.length, 2), output_dim=1, task="regression",
+                     n_train=data.n_train, n_val=data.n_val, sequence_length=data.length)
+
+
+def _copy_shape(data: CopyData) -> DataShape:
+    steps = 2 * data.symbols + data.length + 1
+    return DataShape(input_shape=(steps, data.alphabet + 2), output_dim=data.alphabet + 1,
+                     task="classification", n_train=data.n_train, n_val=data.n_val,
+                     per_step=True, sequence_length=steps)
+
+
+def _inline_shape(data: InlineData) -> DataShape:
     shape = _shape_of(data.x[0])
     task = data.inferred_task()
     if task == "classification":
@@ -296,11 +276,24 @@ def data_shape(data: AnyData) -> DataShape:
     else:
         output_dim = len(data.y[0]) if isinstance(data.y[0], list) else 1
     n_val = data.n_val()
-    return DataShape(
-        input_shape=shape,
-        output_dim=output_dim,
-        task=task,
-        n_train=len(data.x) - n_val,
-        n_val=n_val,
-        sequence_length=shape[0] if len(shape) == 2 else None,
-    )
+    return DataShape(input_shape=shape, output_dim=output_dim, task=task,
+                     n_train=len(data.x) - n_val, n_val=n_val,
+                     sequence_length=shape[0] if len(shape) == 2 else None)
+
+
+#: The shape rule of each data kind; a new dataset is its spec class and one entry here.
+SHAPE_OF: dict[str, Callable[[Any], DataShape]] = {
+    "teacher": _teacher_shape,
+    "spirals": _points_shape,
+    "moons": _points_shape,
+    "parity": _parity_shape,
+    "digits": _digits_shape,
+    "adding": _adding_shape,
+    "copy": _copy_shape,
+    "inline": _inline_shape,
+}
+
+
+def data_shape(data: AnyData) -> DataShape:
+    """Input shape, output size, task and split sizes implied by a data spec."""
+    return SHAPE_OF[data.kind](data)

@@ -9,8 +9,9 @@ Shapes exclude the batch: (features,), (steps, features) or (channels, height, w
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from worker.core.spec.data import DataShape, data_shape
 from worker.core.spec.experiment import ExperimentSpec
@@ -194,7 +195,121 @@ def _walk(
     return shape
 
 
-def _apply(  # noqa: C901 - one branch per layer type reads best as a flat dispatch
+Fail = Callable[[str], "ShapeError"]  # builds the error naming the layer
+
+
+def _linear(layer: LinearLayer, shape: Shape, counts: Counts, fail: Fail) -> Shape:
+    if len(shape) == 3:
+        raise fail(f"needs a vector or a sequence, got an image {shape}; add flatten first")
+    steps = shape[0] if len(shape) == 2 else 1
+    n_in = shape[-1]
+    counts.parameters += n_in * layer.out + (layer.out if layer.bias else 0)
+    counts.flops += 2 * n_in * layer.out * steps
+    return (*shape[:-1], layer.out)
+
+
+def _conv2d(layer: Conv2dLayer, shape: Shape, counts: Counts, fail: Fail) -> Shape:
+    if len(shape) != 3:
+        raise fail(f"needs an image (channels, height, width), got {shape}")
+    c, h, w = shape
+    k, s, p = layer.kernel_size, layer.stride, layer.padding
+    ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    if ho < 1 or wo < 1:
+        raise fail(f"kernel {k} with padding {p} does not fit a {h}x{w} image")
+    counts.parameters += c * layer.out_channels * k * k + (layer.out_channels if layer.bias else 0)
+    counts.flops += 2 * c * k * k * layer.out_channels * ho * wo
+    return (layer.out_channels, ho, wo)
+
+
+def _pool(layer: PoolLayer, shape: Shape, counts: Counts, fail: Fail) -> Shape:
+    if len(shape) != 3:
+        raise fail(f"needs an image (channels, height, width), got {shape}")
+    c, h, w = shape
+    k, s = layer.kernel_size, layer.stride or layer.kernel_size
+    ho, wo = (h - k) // s + 1, (w - k) // s + 1
+    if ho < 1 or wo < 1:
+        raise fail(f"kernel {k} does not fit a {h}x{w} image")
+    counts.flops += c * ho * wo * k * k
+    return (c, ho, wo)
+
+
+def _flatten(_layer: FlattenLayer, shape: Shape, _counts: Counts, _fail: Fail) -> Shape:
+    return (math.prod(shape),)
+
+
+def _norm(layer: NormLayer, shape: Shape, counts: Counts, fail: Fail) -> Shape:
+    if layer.type == "batch_norm" and len(shape) == 2:
+        raise fail("batch norm over sequences is not supported; use layer_norm")
+    numel = math.prod(shape)
+    if layer.type == "batch_norm" and len(shape) == 3:
+        features = shape[0]
+    else:
+        features = numel if len(shape) == 3 else shape[-1]
+    counts.parameters += 2 * features
+    counts.flops += 4 * numel
+    return shape
+
+
+def _elementwise(_layer: Layer, shape: Shape, counts: Counts, _fail: Fail) -> Shape:
+    counts.flops += math.prod(shape)
+    return shape
+
+
+def _maxout(layer: MaxoutLayer, shape: Shape, counts: Counts, fail: Fail) -> Shape:
+    if len(shape) == 3:
+        raise fail(f"needs a vector or a sequence, got an image {shape}; add flatten first")
+    steps = shape[0] if len(shape) == 2 else 1
+    n_in = shape[-1]
+    counts.parameters += (n_in + 1) * layer.out * layer.pieces
+    counts.flops += 2 * n_in * layer.out * layer.pieces * steps
+    return (*shape[:-1], layer.out)
+
+
+def _recurrent(layer: RecurrentLayer, shape: Shape, counts: Counts, fail: Fail) -> Shape:
+    if len(shape) != 2:
+        raise fail(f"needs a sequence (steps, features), got {shape}")
+    steps, n_in = shape
+    g, h = GATES[layer.type], layer.hidden
+    counts.parameters += g * h * (n_in + h) + 2 * g * h
+    counts.flops += 2 * g * h * (n_in + h) * steps
+    counts.activations += g * h * steps  # gate values kept per step
+    return (steps, h) if layer.return_sequences else (h,)
+
+
+#: The shape rule of each plain layer type: (layer, input shape, counts, fail) -> output shape.
+#: A new layer type is one function and one entry here (the residual recurses, so it is apart).
+SHAPE_RULES: dict[type, Callable[[Any, Shape, Counts, Fail], Shape]] = {
+    LinearLayer: _linear,
+    Conv2dLayer: _conv2d,
+    PoolLayer: _pool,
+    FlattenLayer: _flatten,
+    NormLayer: _norm,
+    ActivationLayer: _elementwise,
+    DropoutLayer: _elementwise,
+    MaxoutLayer: _maxout,
+    RecurrentLayer: _recurrent,
+}
+
+
+def _residual(layer: ResidualLayer, shape: Shape, loc: Loc, counts: Counts, fail: Fail,
+              inner: list[dict[str, object]]) -> Shape:
+    body_out = _walk(layer.body, shape, (*loc, "body"), counts, inner, False)
+    if body_out == shape:
+        return shape
+    if len(shape) == 3 and len(body_out) == 3:
+        if projection_stride(shape, body_out) is None:
+            raise fail(f"no 1x1 projection maps {shape} to the body's output {body_out}")
+        counts.parameters += shape[0] * body_out[0] + body_out[0]
+        counts.flops += 2 * shape[0] * math.prod(body_out)
+    elif len(shape) == len(body_out) and shape[:-1] == body_out[:-1]:
+        counts.parameters += shape[-1] * body_out[-1] + body_out[-1]
+        counts.flops += 2 * math.prod(shape) * body_out[-1]
+    else:
+        raise fail(f"the body maps {shape} to {body_out}; no projection can add them")
+    return body_out
+
+
+def _apply(
     layer: Layer,
     shape: Shape,
     loc: Loc,
@@ -205,94 +320,14 @@ def _apply(  # noqa: C901 - one branch per layer type reads best as a flat dispa
     def fail(msg: str) -> ShapeError:
         return ShapeError(loc, f"{layer.type} layer: {msg}")
 
-    numel = math.prod(shape)
-    out: Shape
-    if isinstance(layer, LinearLayer):
-        if len(shape) == 3:
-            raise fail(f"needs a vector or a sequence, got an image {shape}; add flatten first")
-        steps = shape[0] if len(shape) == 2 else 1
-        n_in = shape[-1]
-        out = (*shape[:-1], layer.out)
-        counts.parameters += n_in * layer.out + (layer.out if layer.bias else 0)
-        counts.flops += 2 * n_in * layer.out * steps
-    elif isinstance(layer, Conv2dLayer):
-        if len(shape) != 3:
-            raise fail(f"needs an image (channels, height, width), got {shape}")
-        c, h, w = shape
-        k, s, p = layer.kernel_size, layer.stride, layer.padding
-        ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        if ho < 1 or wo < 1:
-            raise fail(f"kernel {k} with padding {p} does not fit a {h}x{w} image")
-        out = (layer.out_channels, ho, wo)
-        counts.parameters += c * layer.out_channels * k * k + (
-            layer.out_channels if layer.bias else 0
-        )
-        counts.flops += 2 * c * k * k * layer.out_channels * ho * wo
-    elif isinstance(layer, PoolLayer):
-        if len(shape) != 3:
-            raise fail(f"needs an image (channels, height, width), got {shape}")
-        c, h, w = shape
-        k, s = layer.kernel_size, layer.stride or layer.kernel_size
-        ho, wo = (h - k) // s + 1, (w - k) // s + 1
-        if ho < 1 or wo < 1:
-            raise fail(f"kernel {k} does not fit a {h}x{w} image")
-        out = (c, ho, wo)
-        counts.flops += c * ho * wo * k * k
-    elif isinstance(layer, FlattenLayer):
-        out = (numel,)
-    elif isinstance(layer, NormLayer):
-        if layer.type == "batch_norm" and len(shape) == 2:
-            raise fail("batch norm over sequences is not supported; use layer_norm")
-        out = shape
-        features = (
-            shape[0]
-            if (layer.type == "batch_norm" and len(shape) == 3)
-            else (numel if len(shape) == 3 else shape[-1])
-        )
-        counts.parameters += 2 * features
-        counts.flops += 4 * numel
-    elif isinstance(layer, ActivationLayer | DropoutLayer):
-        out = shape
-        counts.flops += numel
-    elif isinstance(layer, MaxoutLayer):
-        if len(shape) == 3:
-            raise fail(f"needs a vector or a sequence, got an image {shape}; add flatten first")
-        steps = shape[0] if len(shape) == 2 else 1
-        n_in = shape[-1]
-        out = (*shape[:-1], layer.out)
-        counts.parameters += (n_in + 1) * layer.out * layer.pieces
-        counts.flops += 2 * n_in * layer.out * layer.pieces * steps
-    elif isinstance(layer, RecurrentLayer):
-        if len(shape) != 2:
-            raise fail(f"needs a sequence (steps, features), got {shape}")
-        steps, n_in = shape
-        g = GATES[layer.type]
-        h = layer.hidden
-        out = (steps, h) if layer.return_sequences else (h,)
-        counts.parameters += g * h * (n_in + h) + 2 * g * h
-        counts.flops += 2 * g * h * (n_in + h) * steps
-        counts.activations += g * h * steps  # gate values kept per step
-    else:  # residual
-        assert isinstance(layer, ResidualLayer)
-        inner: list[dict[str, object]] = []
-        body_out = _walk(layer.body, shape, (*loc, "body"), counts, inner, False)
-        if body_out != shape:
-            out = body_out
-            if len(shape) == 3 and len(body_out) == 3:
-                if projection_stride(shape, body_out) is None:
-                    raise fail(f"no 1x1 projection maps {shape} to the body's output {body_out}")
-                counts.parameters += shape[0] * body_out[0] + body_out[0]
-                counts.flops += 2 * shape[0] * math.prod(body_out)
-            elif len(shape) == len(body_out) and shape[:-1] == body_out[:-1]:
-                counts.parameters += shape[-1] * body_out[-1] + body_out[-1]
-                counts.flops += 2 * numel * body_out[-1]
-            else:
-                raise fail(f"the body maps {shape} to {body_out}; no projection can add them")
-        else:
-            out = shape
-        described.append({"type": "residual", "in": list(shape), "out": list(out), "body": inner})
-        counts.activations += math.prod(out)
-        return out
+    inner: list[dict[str, object]] = []
+    if isinstance(layer, ResidualLayer):
+        out = _residual(layer, shape, loc, counts, fail, inner)
+    else:
+        out = SHAPE_RULES[type(layer)](layer, shape, counts, fail)
     counts.activations += math.prod(out)
-    described.append({"type": layer.type, "in": list(shape), "out": list(out)})
+    entry: dict[str, object] = {"type": layer.type, "in": list(shape), "out": list(out)}
+    if isinstance(layer, ResidualLayer):
+        entry["body"] = inner
+    described.append(entry)
     return out

@@ -17,12 +17,12 @@ from worker.core.settings import Settings
 from worker.jobs.store import RedisJobStore
 from worker.jobs.webhooks import (
     check_callback_url,
-    deliver_webhook,
     match_allowlist,
     resolve_destination,
     signature,
     verify,
 )
+from worker.runtime.webhook_delivery import deliver_webhook
 
 DB = 12
 SECRET = "s3cret-for-tests"

@@ -27,7 +27,7 @@ def client(redis_server):
 @pytest.fixture
 def settings(redis_server) -> Settings:
     return Settings(redis_url=redis_server.url(DB), max_attempts=2, queued_lost_after_s=0.2,
-                    job_heartbeat_interval_s=0.1, job_heartbeat_ttl_s=0.5)
+                    lease_renew_interval_s=0.1, lease_ttl_s=0.5)
 
 
 @pytest.fixture

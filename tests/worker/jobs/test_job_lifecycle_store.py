@@ -66,7 +66,7 @@ def test_an_expired_or_replaced_lease_lets_the_next_attempt_in(store, client):
     assert (third.outcome, third.attempt) == ("started", 3)
     # the old attempts are fenced off
     assert not store.update_progress(job.id, {"step": 1}, attempt=2)
-    assert store.heartbeat(job.id, attempt=2, lease="a@h|2|2", lease_ttl_s=5) == "lost"
+    assert store.renew_lease(job.id, attempt=2, lease="a@h|2|2", lease_ttl_s=5) == "lost"
 
 
 def test_claim_gives_up_after_max_attempts(store):
@@ -92,10 +92,10 @@ def test_claim_of_a_final_or_missing_job(store):
 def test_heartbeat_renews_and_reports_cancel(store, client):
     job = store.create(SPEC, name=None, queue="cpu")
     claim(store, job.id, holder="a@h|1", lease_ttl_s=1)
-    assert store.heartbeat(job.id, attempt=1, lease="a@h|1|1", lease_ttl_s=30) == "ok"
+    assert store.renew_lease(job.id, attempt=1, lease="a@h|1|1", lease_ttl_s=30) == "ok"
     assert client.pttl(store.lease_key(job.id)) > 25_000
     store.request_cancel(job.id)
-    assert store.heartbeat(job.id, attempt=1, lease="a@h|1|1", lease_ttl_s=30) == "cancel"
+    assert store.renew_lease(job.id, attempt=1, lease="a@h|1|1", lease_ttl_s=30) == "cancel"
     assert store.is_cancel_requested(job.id)
 
 
