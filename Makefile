@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+# make run [WORKERS=N] [TRAINABILITY_API_PORT=P]: every setting is read from the environment.
 run: install
 	$(VENV)/bin/trainability run
 

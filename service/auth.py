@@ -20,7 +20,7 @@ from fastapi import Request
 from service.api.errors import Unauthorized
 from service.settings import ServiceSettings
 from worker.core.errors import JobNotFound
-from worker.jobs.store import JobRecord
+from worker.jobs.records import JobRecord
 
 
 @dataclass(frozen=True)

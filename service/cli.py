@@ -1,8 +1,12 @@
 """``trainability``: run the API, a worker, or everything locally (``trainability run``).
 
 ``run`` is the one-command local setup: it uses ``REDIS_URL`` when that Redis answers, else
-starts a private ``redis-server`` (data in ``.local/redis/``), then starts the API and one
-worker as child processes, and stops everything it started on Ctrl-C or SIGTERM. The reaper
+starts a private ``redis-server`` (data in ``.local/redis-<api port>/``, locked while in use, so
+two instances side by side never share jobs), then starts the API and a worker with one training
+process per core (``--workers N`` or ``WORKERS=N``; one torch thread each unless
+``TRAINABILITY_TORCH_THREADS`` says otherwise), and stops everything it started on Ctrl-C or
+SIGTERM. Host and port come from ``--host``/``--port``, else ``TRAINABILITY_API_HOST`` /
+``TRAINABILITY_API_PORT``. The reaper
 (lost jobs, ``worker/runtime/reaper.py``) runs inside every worker, so ``run`` needs no Celery beat.
 
 ``worker --gpu N`` is one worker for GPU ``N`` of this host: ``CUDA_VISIBLE_DEVICES=N`` (the
@@ -13,6 +17,7 @@ process sees only that GPU, as device 0), the ``gpu`` queue, node name
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import signal
@@ -25,6 +30,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 import redis
 
@@ -33,7 +39,40 @@ from worker.core.settings import DEFAULT_REDIS_URL, QUEUES, WEBHOOK_QUEUE
 
 #: A local worker takes every job queue and delivers webhooks too.
 DEFAULT_QUEUES = ",".join((*QUEUES, WEBHOOK_QUEUE))
-LOCAL_REDIS_DIR = Path(".local") / "redis"
+LOCAL_DIR = Path(".local")
+
+
+def local_redis_dir(api_port: int) -> Path:
+    """One Redis data directory per API port: instances side by side keep their own jobs."""
+    return LOCAL_DIR / f"redis-{api_port}"
+
+
+def lock_directory(data_dir: Path) -> TextIO:
+    """Hold an exclusive lock on ``data_dir`` for this process's life; exit if another holds it.
+
+    The lock goes with the process (even on SIGKILL), so a crashed run never blocks the next.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "run.lock", "w")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SystemExit(f"trainability: {data_dir}/ is in use by another `trainability run`; "
+                         "stop it or pick another --port") from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def default_workers() -> int:
+    """``WORKERS`` from the environment, else one training process per core."""
+    raw = os.environ.get("WORKERS", "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise SystemExit(f"trainability: WORKERS must be a positive integer, got {raw!r}")
+        return int(raw)
+    return max(1, os.cpu_count() or 1)
 
 
 def say(message: str) -> None:
@@ -66,7 +105,8 @@ def worker_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     """The worker's argv and the environment variables to set for it."""
     queues = args.queues or DEFAULT_QUEUES
     hostname = args.hostname or f"trainability-{os.getpid()}@%h"
-    env: dict[str, str] = {}
+    # each training process takes its share of the host's memory (worker/runtime/child.py)
+    env: dict[str, str] = {"TRAINABILITY_WORKER_CHILDREN": str(args.concurrency)}
     if args.gpu is not None:
         # One process per GPU: it sees only its GPU (as cuda:0). Set before exec, so nothing
         # (not even the prefork child) can initialize another device.
@@ -185,16 +225,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             if url:
                 say(f"REDIS_URL={url} does not answer; starting a local Redis instead")
-            proc, url = start_redis(LOCAL_REDIS_DIR)
+            data_dir = local_redis_dir(args.port)
+            lock = lock_directory(data_dir)  # noqa: F841 - held for the life of this process
+            proc, url = start_redis(data_dir)
             started.append(("redis-server", proc))
-            say(f"Redis   {url} (started here, data in {LOCAL_REDIS_DIR}/)")
+            say(f"Redis   {url} (started here, data in {data_dir}/)")
         env = {**os.environ, "REDIS_URL": url}
+        env.setdefault("TRAINABILITY_TORCH_THREADS", "1")  # one thread per training process
         cli = [sys.executable, "-m", "service.cli"]
         api = subprocess.Popen([*cli, "api", "--host", args.host, "--port", str(args.port)],
                                env=env, start_new_session=True)
         started.append(("api", api))
         worker = subprocess.Popen(
-            [*cli, "worker", "--queues", args.queues, "--concurrency", str(args.concurrency)],
+            [*cli, "worker", "--queues", args.queues, "--concurrency", str(args.workers)],
             env=env, start_new_session=True,
         )
         started.append(("worker", worker))
@@ -203,7 +246,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             say("the API did not come up; stopping")
             return 1
         say(f"API     {base}  (docs: {base}/docs)")
-        say(f"worker  queues {args.queues}; {base}/readyz turns 200 once it is up")
+        say(f"worker  {args.workers} training process(es), queues {args.queues}; "
+            f"{base}/readyz turns 200 once it is up")
         say("Ctrl-C stops everything started here")
         while True:
             for name, proc in started:
@@ -232,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--host", default=None, help="default: TRAINABILITY_API_HOST (127.0.0.1)")
+    api.add_argument("--port", type=int, default=None,
+                     help="default: TRAINABILITY_API_PORT (8000)")
     api.add_argument("--log-level", default="info")
     api.set_defaults(func=cmd_api)
 
@@ -249,11 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(func=cmd_worker)
 
-    run = sub.add_parser("run", help="Redis (if needed) + API + one worker, for local use")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
+    run = sub.add_parser("run", help="Redis (if needed) + API + a worker, for local use")
+    run.add_argument("--host", default=None, help="default: TRAINABILITY_API_HOST (127.0.0.1)")
+    run.add_argument("--port", type=int, default=None,
+                     help="default: TRAINABILITY_API_PORT (8000)")
     run.add_argument("--queues", default=DEFAULT_QUEUES)
-    run.add_argument("--concurrency", type=int, default=1)
+    run.add_argument("--workers", "--concurrency", dest="workers", type=int, default=None,
+                     help="training processes (default: WORKERS, else one per core)")
     run.set_defaults(func=cmd_run)
     # Client commands (submit, status, result, cancel, sweep, report): HTTP only, no server
     # imports (trainability_client/cli.py).
@@ -262,8 +309,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill host, port and workers left unset from the settings and the environment."""
+    if args.command in ("api", "run") and (args.host is None or args.port is None):
+        from service.settings import get_service_settings
+
+        settings = get_service_settings()
+        args.host = settings.api_host if args.host is None else args.host
+        args.port = settings.api_port if args.port is None else args.port
+    if args.command == "run" and args.workers is None:
+        args.workers = default_workers()
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = with_defaults(build_parser().parse_args(argv))
     if args.command in CLIENT_COMMANDS:
         return run_command(args.func, args)
     result: int = args.func(args)

@@ -18,10 +18,11 @@ from service.api.openapi_docs import client_ready, operation_id
 from service.live.metrics import RequestMetrics, make_registry
 from service.settings import ServiceSettings, get_service_settings
 from worker.core.logs import configure_logging
+from worker.jobs.broker import RedisBrokerQueues
 from worker.jobs.dispatch import CeleryDispatcher
-from worker.jobs.redis_conn import connect_async
+from worker.jobs.redis_feed import feed_from_settings
+from worker.jobs.redis_store import store_from_settings
 from worker.jobs.registry import registry_from_settings
-from worker.jobs.store import store_from_settings
 from worker.jobs.sweep_store import sweep_store_from_settings
 
 
@@ -34,10 +35,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_format)  # served: key=value or JSON lines on stderr
-        # The asyncio client (server-sent events) belongs to the serving event loop.
-        app.state.async_redis = connect_async(settings)
+        # The live feed (server-sent events) is async: it belongs to the serving event loop.
+        app.state.job_feed = feed_from_settings(settings)
         yield
-        await app.state.async_redis.aclose()
+        await app.state.job_feed.close()
         dispatcher.close()
 
     app = FastAPI(
@@ -52,7 +53,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.sweeps = sweep_store_from_settings(settings)
     app.state.registry = registry_from_settings(settings)
     app.state.dispatcher = dispatcher
-    app.state.metrics_registry, request_histogram = make_registry(store, app.state.registry)
+    # The broker's lists live in the same Redis: share the store's connection pool.
+    app.state.metrics_registry, request_histogram = make_registry(
+        store, app.state.registry, RedisBrokerQueues(store.client)
+    )
     install_error_handlers(app)
     app.include_router(api_router)
     # an oversized body is a 413 before the application reads it (service/api/middleware.py)

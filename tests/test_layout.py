@@ -34,7 +34,8 @@ def module_name(path: Path) -> str:
 
 
 def package_of(module: str) -> str:
-    """The unit of privacy: ``worker.jobs.store`` -> ``worker.jobs``; ``service.x`` -> ``service``."""
+    """The unit of privacy: ``worker.jobs.store`` -> ``worker.jobs``; ``service.x`` ->
+    ``service``."""
     parts = module.split(".")
     return ".".join(parts[:2]) if parts[0] == "worker" and len(parts) > 2 else parts[0]
 

@@ -10,7 +10,8 @@ or use it from this repository. ::
         print(job.result["gradient_flow"]["probes"][0]["verdict"])
 """
 
-from trainability_client.client import AsyncClient, Backoff, Client, load_spec
+from trainability_client.async_client import AsyncClient
+from trainability_client.client import Backoff, Client, load_spec
 from trainability_client.errors import (
     BadRequest,
     Conflict,

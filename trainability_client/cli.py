@@ -65,12 +65,8 @@ def fmt(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-TABLE_COLUMNS = (
-    ("status", "status"), ("outcome", "outcome"), ("final_train_loss", "train_loss"),
-    ("final_val_loss", "val_loss"), ("grad_ratio_init", "grad@0"), ("grad_ratio_end", "grad@end"),
-    ("verdict_init", "verdict@0"), ("alignment_mean", "align"), ("mli_largest_bump", "mli_bump"),
-    ("findings_critical", "crit"), ("findings_warning", "warn"), ("findings_info", "info"),
-)
+#: (field, heading) of the table's metric columns: SweepRow's fields that have a heading.
+TABLE_COLUMNS = tuple(SweepRow.table_columns())
 
 
 def format_table(varied: Sequence[str], rows: Sequence[SweepRow]) -> str:

@@ -1,4 +1,5 @@
-"""``Client`` (sync) and ``AsyncClient`` over httpx: every call of the trainability API.
+"""``Client`` (sync) over httpx: every call of the trainability API (``AsyncClient``, its
+asynchronous twin, is in ``trainability_client/async_client.py``).
 
 Both take the base URL (default ``$TRAINABILITY_URL``, else http://127.0.0.1:8000) and an API
 key (default ``$TRAINABILITY_API_KEY``, sent as ``Authorization: Bearer``). A non-2xx answer
@@ -9,11 +10,10 @@ and 429 while it waits) until the experiment is final.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -277,164 +277,3 @@ class Client(_Base):
         params = {"x": x} if x else None
         return self._request("GET", f"/v1/sweeps/{sweep_id}/plots/{metric}.{fmt}",
                              params=params).content
-
-
-class AsyncClient(_Base):
-    """Asynchronous client (``async with AsyncClient() as c: await c.submit(...)``)."""
-
-    def __init__(self, base_url: str | None = None, *, api_key: str | None = None,
-                 timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        super().__init__(base_url, api_key)
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=self._headers(),
-                                       timeout=timeout, transport=transport)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise ConnectionFailed(
-                f"cannot reach the trainability service at {self.base_url}: {exc}"
-            ) from exc
-        return self._check(response)
-
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return (await self._request(method, path, **kwargs)).json()
-
-    async def submit(self, spec: SpecLike, *, wait: bool = False,
-                     idempotency_key: str | None = None, timeout: float = 3600.0,
-                     on_progress: ProgressCallback | None = None) -> Experiment:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        accepted = await self._json("POST", "/v1/experiments", json=load_spec(spec),
-                                    headers=headers)
-        if wait:
-            return await self.wait(accepted["id"], timeout=timeout, on_progress=on_progress)
-        return await self.get(accepted["id"])
-
-    async def get(self, job_id: str) -> Experiment:
-        return Experiment.from_json(await self._json("GET", f"/v1/experiments/{job_id}"))
-
-    async def wait(self, job_id: str, *, timeout: float = 3600.0,
-                   on_progress: ProgressCallback | None = None,
-                   backoff: Backoff | None = None) -> Experiment:
-        backoff = backoff or Backoff()
-        deadline = time.monotonic() + timeout
-        last: Experiment | None = None
-        while True:
-            retry_after = None
-            try:
-                last = await self.get(job_id)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.is_final:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"experiment {job_id} not final after {timeout:.0f} s", last)
-            await asyncio.sleep(delay)
-
-    async def result(self, job_id: str) -> dict[str, Any]:
-        job = await self.get(job_id)
-        if job.result is None:
-            raise TrainabilityError(f"experiment {job_id} is {job.status} and has no result"
-                                    + (f": {job.error}" if job.error else ""))
-        return job.result
-
-    async def cancel(self, job_id: str) -> Experiment:
-        await self._request("POST", f"/v1/experiments/{job_id}/cancel")
-        return await self.get(job_id)
-
-    async def list(self, *, status: str | None = None,
-                   page_size: int = 50) -> AsyncIterator[dict[str, Any]]:
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if status:
-                params["status"] = status
-            if cursor:
-                params["cursor"] = cursor
-            page = await self._json("GET", "/v1/experiments", params=params)
-            for item in page["data"]:
-                yield item
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
-
-    async def report(self, job_id: str) -> str:
-        return (await self._request("GET", f"/v1/experiments/{job_id}/report")).text
-
-    async def plot(self, job_id: str, name: str, fmt: PlotFormat = "png") -> bytes:
-        path = f"/v1/experiments/{job_id}/plots/{name}.{fmt}"
-        return (await self._request("GET", path)).content
-
-    async def create_sweep(self, base: SpecLike,
-                           axes: Mapping[str, Sequence[Any]] | None = None, *,
-                           variants: Mapping[str, Mapping[str, Any]] | None = None,
-                           mode: Literal["grid", "zip"] = "grid",
-                           name: str | None = None) -> SweepAccepted:
-        body = self._sweep_body(base, axes, variants, mode, name)
-        return SweepAccepted.from_json(await self._json("POST", "/v1/sweeps", json=body))
-
-    async def sweep(self, sweep_id: str, *, sort: str = "point",
-                    order: Literal["asc", "desc"] = "asc") -> Sweep:
-        doc = await self._json("GET", f"/v1/sweeps/{sweep_id}",
-                               params={"sort": sort, "order": order})
-        return Sweep.from_json(doc)
-
-    async def wait_sweep(self, sweep_id: str, *, timeout: float = 3600.0,
-                         on_progress: SweepCallback | None = None) -> Sweep:
-        backoff = Backoff(maximum=3.0)
-        deadline = time.monotonic() + timeout
-        last: Sweep | None = None
-        while True:
-            retry_after = None
-            try:
-                last = await self.sweep(sweep_id)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.done:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"sweep {sweep_id} not done after {timeout:.0f} s", last)
-            await asyncio.sleep(delay)
-
-    async def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
-        return result
-
-    async def rerun_sweep(self, sweep_id: str,
-                          statuses: Sequence[str] | None = None) -> dict[str, Any]:
-        body = {"statuses": list(statuses)} if statuses else None
-        result: dict[str, Any] = await self._json("POST", f"/v1/sweeps/{sweep_id}/rerun",
-                                                  json=body)
-        return result
-
-    async def sweep_report(self, sweep_id: str) -> str:
-        return (await self._request("GET", f"/v1/sweeps/{sweep_id}/report")).text
-
-    async def sweep_plot(self, sweep_id: str, metric: str, fmt: PlotFormat = "png",
-                         x: str | None = None) -> bytes:
-        params = {"x": x} if x else None
-        path = f"/v1/sweeps/{sweep_id}/plots/{metric}.{fmt}"
-        return (await self._request("GET", path, params=params)).content

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,25 +57,31 @@ class SweepAccepted:
         return cls(id=doc["id"], points=doc["points"], job_ids=list(doc["job_ids"]), raw=doc)
 
 
+def _header(header: str) -> dict[str, str]:
+    """Field metadata: a table column of :class:`SweepRow`, with its heading in the CLI."""
+    return {"header": header}
+
+
 @dataclass(frozen=True)
 class SweepRow:
-    """One point of a sweep's comparison table."""
+    """One point of a sweep's comparison table: the client's one list of its columns (the
+    fields with a ``header``, shown in this order by ``trainability sweep``)."""
 
     point: int
     values: dict[str, Any]
     job_id: str | None
-    status: str
-    outcome: str | None
-    final_train_loss: float | None
-    final_val_loss: float | None
-    grad_ratio_init: float | None
-    grad_ratio_end: float | None
-    verdict_init: str | None
-    alignment_mean: float | None
-    mli_largest_bump: float | None
-    findings_critical: int | None
-    findings_warning: int | None
-    findings_info: int | None
+    status: str = field(metadata=_header("status"))
+    outcome: str | None = field(metadata=_header("outcome"))
+    final_train_loss: float | None = field(metadata=_header("train_loss"))
+    final_val_loss: float | None = field(metadata=_header("val_loss"))
+    grad_ratio_init: float | None = field(metadata=_header("grad@0"))
+    grad_ratio_end: float | None = field(metadata=_header("grad@end"))
+    verdict_init: str | None = field(metadata=_header("verdict@0"))
+    alignment_mean: float | None = field(metadata=_header("align"))
+    mli_largest_bump: float | None = field(metadata=_header("mli_bump"))
+    findings_critical: int | None = field(metadata=_header("crit"))
+    findings_warning: int | None = field(metadata=_header("warn"))
+    findings_info: int | None = field(metadata=_header("info"))
     previous_job_ids: list[str]
 
     def get(self, column: str) -> Any:
@@ -82,6 +89,12 @@ class SweepRow:
         if column in self.values:
             return self.values[column]
         return getattr(self, column)
+
+    @classmethod
+    def table_columns(cls) -> list[tuple[str, str]]:
+        """(field, heading) of each table column, in display order."""
+        return [(f.name, f.metadata["header"]) for f in dataclasses.fields(cls)
+                if "header" in f.metadata]
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> SweepRow:

@@ -10,7 +10,7 @@ from service.auth import Caller, authenticate
 from service.settings import ServiceSettings
 from worker.jobs.dispatch import JobDispatcher
 from worker.jobs.registry import WorkerRegistry
-from worker.jobs.store import JobStore
+from worker.jobs.store import JobFeed, JobStore
 from worker.jobs.sweep_store import SweepStore
 
 
@@ -20,6 +20,11 @@ def get_settings(request: Request) -> ServiceSettings:
 
 def get_store(request: Request) -> JobStore:
     return cast(JobStore, request.app.state.store)
+
+
+def get_job_feed(request: Request) -> JobFeed:
+    """The live view of the job store (opened by the app's lifespan, on its event loop)."""
+    return cast(JobFeed, request.app.state.job_feed)
 
 
 def get_dispatcher(request: Request) -> JobDispatcher:
@@ -36,6 +41,7 @@ def get_registry(request: Request) -> WorkerRegistry:
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
+JobFeedDep = Annotated[JobFeed, Depends(get_job_feed)]
 DispatcherDep = Annotated[JobDispatcher, Depends(get_dispatcher)]
 RegistryDep = Annotated[WorkerRegistry, Depends(get_registry)]
 SweepStoreDep = Annotated[SweepStore, Depends(get_sweep_store)]

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.api.errors import PROBLEM_JSON
-from service.schemas.experiments import Problem
+from service.schemas.problems import Problem
 
 _REF = "#/components/schemas/{model}"
 _UNUSED_IF_UNREFERENCED = ("HTTPValidationError", "ValidationError")

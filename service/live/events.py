@@ -15,10 +15,10 @@ client that reconnects (EventSource does, after ``retry``) loses nothing it need
 job disappears (deleted, expired) the stream sends ``event: error`` and closes; so it does if
 Redis goes away mid-stream (a reconnect then gets a 503 with Retry-After until Redis is back).
 
-How it waits: the worker's writes publish a word on ``{prefix}:events:{id}`` (the job store's
-Lua scripts); the stream sleeps on that channel and re-reads the job's few small fields when
-woken, or at least every ``sse_poll_s`` (a message published while Redis restarted is lost;
-the poll catches up). No thread is held per client (``redis.asyncio``).
+How it waits (``worker.jobs.store.JobFeed``): every write of the job wakes the stream (the
+job store publishes a word per write); the stream sleeps until then and re-reads the job's few
+small fields when woken, or at least every ``sse_poll_s`` (a wake-up published while Redis
+restarted is lost; the poll catches up). No thread is held per client (the feed is async).
 """
 
 from __future__ import annotations
@@ -26,19 +26,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, cast
 
-import redis.asyncio
-from redis.asyncio.client import PubSub
-
 from worker.core.errors import JobNotFound, TrainabilityError
-from worker.jobs.redis_conn import translate_redis_errors
-from worker.jobs.store import FINAL_STATUSES, JOB_ID_RE, RedisJobStore
-
-_FIELDS = ("status", "attempts", "worker", "cancel_requested", "error", "updated_at",
-           "finished_at", "progress", "owner")
-#: A ``status`` event is sent when one of these changes (not on every progress write).
-_STATUS_FIELDS = ("status", "attempts", "worker", "cancel_requested", "error")
+from worker.jobs.records import JOB_ID_RE, LiveState
+from worker.jobs.store import JobFeed, JobWatch
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -47,29 +40,30 @@ def sse(event: str, data: Any, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def _iso(value: datetime | None) -> str | None:
+    """A time as the job store wrote it (ISO 8601; round-trips exactly)."""
+    return value.isoformat() if value is not None else None
+
+
+def _status_key(state: LiveState) -> tuple[Any, ...]:
+    """A ``status`` event is sent when one of these changes (not on every progress write)."""
+    return (state.status, state.attempts, state.worker, state.cancel_requested, state.error)
+
+
 class ExperimentEvents:
     """The event stream of one job: ``open()`` (may raise), then iterate ``events()``."""
 
-    def __init__(self, client: redis.asyncio.Redis, store: RedisJobStore, job_id: str, *,
-                 heartbeat_s: float, poll_s: float) -> None:
-        self._client = client
-        self._store = store
+    def __init__(self, feed: JobFeed, job_id: str, *, heartbeat_s: float,
+                 poll_s: float) -> None:
+        self._feed = feed
         self._job_id = job_id
         self._heartbeat_s = heartbeat_s
         self._poll_s = poll_s
-        self._pubsub: PubSub | None = None
-        self._first: dict[str, Any] | None = None
+        self._watch: JobWatch | None = None
+        self._first: LiveState | None = None
         self._seq = 0
 
-    async def _read(self) -> dict[str, Any] | None:
-        with translate_redis_errors():
-            values = await self._client.hmget(self._store.job_key(self._job_id), _FIELDS)
-        state = dict(zip(_FIELDS, values, strict=True))
-        if state["status"] is None:
-            return None
-        return state
-
-    async def open(self) -> dict[str, Any]:
+    async def open(self) -> LiveState:
         """Subscribe, then read the job (in this order: no write falls in between).
 
         ``JobNotFound`` / ``StoreUnavailable`` here become a 404 / 503 before streaming.
@@ -77,62 +71,53 @@ class ExperimentEvents:
         """
         if not JOB_ID_RE.match(self._job_id):
             raise JobNotFound(self._job_id)
-        pubsub = self._client.pubsub()
+        watch = await self._feed.watch(self._job_id)
         try:
-            with translate_redis_errors():
-                await pubsub.subscribe(self._store.events_channel(self._job_id))
-            state = await self._read()
+            state = await self._feed.live_state(self._job_id)
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await watch.close()
             raise
         if state is None:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await watch.close()
             raise JobNotFound(self._job_id)
-        self._pubsub, self._first = pubsub, state
+        self._watch, self._first = watch, state
         return state
 
     async def close(self) -> None:
-        if self._pubsub is not None:
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-            self._pubsub = None
+        if self._watch is not None:
+            await self._watch.close()
+            self._watch = None
 
     def _event(self, name: str, data: Any) -> str:
         self._seq += 1
         return sse(name, data, self._seq)
 
-    async def _full_result_summary(self) -> dict[str, Any] | None:
-        with translate_redis_errors():
-            raw = await self._client.hget(self._store.job_key(self._job_id), "result")
-        result = json.loads(raw) if raw else None
+    async def _result_summary(self) -> dict[str, Any] | None:
+        result = await self._feed.result(self._job_id)
         summary = result.get("summary") if isinstance(result, dict) else None
         return cast(dict[str, Any] | None, summary)
 
     async def events(self) -> AsyncIterator[str]:
         """The stream's text chunks; closes the subscription however it ends."""
-        assert self._pubsub is not None and self._first is not None, "call open() first"
-        pubsub, state = self._pubsub, self._first
+        assert self._watch is not None and self._first is not None, "call open() first"
+        watch, state = self._watch, self._first
         last_status: tuple[Any, ...] | None = None
-        last_progress: str | None = None
+        last_progress: dict[str, Any] | None = None
         next_beat = time.monotonic() + self._heartbeat_s
         try:
             yield "retry: 3000\n\n"
             while True:
-                status = tuple(state[k] for k in _STATUS_FIELDS)
+                status = _status_key(state)
                 if status != last_status:
                     last_status = status
                     yield self._event("status", self._status(state))
-                if state["progress"] not in (None, "null") and state["progress"] != last_progress:
-                    last_progress = state["progress"]
-                    yield self._event("progress", json.loads(state["progress"]))
-                if state["status"] in FINAL_STATUSES:
-                    yield self._event("end", {
-                        **{k: v for k, v in self._status(state).items()
-                           if k in ("id", "status", "attempts", "error")},
-                        "finished_at": state["finished_at"],
-                        "summary": await self._full_result_summary(),
-                    })
+                if state.progress is not None and state.progress != last_progress:
+                    last_progress = state.progress
+                    yield self._event("progress", state.progress)
+                if state.is_final:
+                    yield self._event("end", self._end(state, await self._result_summary()))
                     return
-                # Sleep until a write is published, the poll interval, or the heartbeat.
+                # Sleep until a write is announced, the poll interval, or the heartbeat.
                 deadline = time.monotonic() + self._poll_s
                 while True:
                     now = time.monotonic()
@@ -140,14 +125,9 @@ class ExperimentEvents:
                         yield ": keep-alive\n\n"
                         next_beat = now + self._heartbeat_s
                     wait = min(deadline, next_beat) - now
-                    if wait <= 0:
+                    if wait <= 0 or await watch.wait(wait):
                         break
-                    with translate_redis_errors():
-                        message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                           timeout=wait)
-                    if message is not None:
-                        break
-                read = await self._read()
+                read = await self._feed.live_state(self._job_id)
                 if read is None:
                     yield self._event("error", {"detail": "the experiment was deleted or "
                                                           "expired"})
@@ -159,13 +139,21 @@ class ExperimentEvents:
         finally:
             await self.close()
 
-    def _status(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _status(self, state: LiveState) -> dict[str, Any]:
         return {
             "id": self._job_id,
-            "status": state["status"],
-            "attempts": int(state["attempts"] or 0),
-            "worker": state["worker"] or None,
-            "cancel_requested": state["cancel_requested"] == "1",
-            "error": state["error"] or None,
-            "updated_at": state["updated_at"],
+            "status": state.status,
+            "attempts": state.attempts,
+            "worker": state.worker,
+            "cancel_requested": state.cancel_requested,
+            "error": state.error,
+            "updated_at": _iso(state.updated_at),
+        }
+
+    def _end(self, state: LiveState, summary: dict[str, Any] | None) -> dict[str, Any]:
+        status = self._status(state)
+        return {
+            **{k: status[k] for k in ("id", "status", "attempts", "error")},
+            "finished_at": _iso(state.finished_at),
+            "summary": summary,
         }

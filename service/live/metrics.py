@@ -21,9 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import cast
 
-import redis
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -37,10 +35,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from worker.core.errors import TrainabilityError
 from worker.core.logs import job_context
 from worker.core.settings import QUEUES, WEBHOOK_QUEUE
-from worker.jobs.redis_conn import translate_redis_errors
+from worker.jobs.broker import BrokerQueues
+from worker.jobs.records import DURATION_BUCKETS, bucket_label
 from worker.jobs.registry import WorkerRegistry
-from worker.jobs.store import DURATION_BUCKETS, RedisJobStore, _label
-from worker.runtime.reaper import UNACKED_KEY
+from worker.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("trainability.access")
@@ -51,23 +49,18 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class StoreCollector(Collector):
     """Service-wide gauges and the job duration histogram, read from Redis per scrape."""
 
-    def __init__(self, store: RedisJobStore, registry: WorkerRegistry) -> None:
+    def __init__(self, store: JobStore, registry: WorkerRegistry, broker: BrokerQueues) -> None:
         self._store = store
         self._workers = registry
+        self._broker = broker
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("trainability_store_up", "1 if Redis answered this scrape.")
         try:
             snapshot = self._store.snapshot()
-            client = self._store.client
-            with translate_redis_errors():
-                pipe = client.pipeline(transaction=False)
-                for queue in (*QUEUES, WEBHOOK_QUEUE):
-                    pipe.llen(queue)
-                pipe.hlen(UNACKED_KEY)
-                *depths, unacked = cast(list[int], pipe.execute())
+            broker = self._broker.counts((*QUEUES, WEBHOOK_QUEUE))
             workers = len(self._workers.live_workers())
-        except (TrainabilityError, redis.exceptions.RedisError) as exc:
+        except TrainabilityError as exc:
             log.warning("metrics: store not read: %s", exc)
             up.add_metric([], 0)
             yield up
@@ -83,12 +76,12 @@ class StoreCollector(Collector):
 
         depth = GaugeMetricFamily("trainability_queue_depth",
                                   "Tasks waiting in each broker queue.", labels=["queue"])
-        for queue, n in zip((*QUEUES, WEBHOOK_QUEUE), depths, strict=True):
+        for queue, n in broker.waiting.items():
             depth.add_metric([queue], n)
         yield depth
         yield GaugeMetricFamily("trainability_tasks_reserved",
                                 "Tasks delivered to workers and not yet acknowledged.",
-                                value=unacked)
+                                value=broker.reserved)
         yield GaugeMetricFamily("trainability_workers", "Workers with a recent heartbeat.",
                                 value=workers)
 
@@ -103,7 +96,7 @@ class StoreCollector(Collector):
         for status, buckets in sorted(snapshot.durations.items()):
             total = buckets.get("+Inf", 0.0)
             # le labels as prometheus_client writes them ("1.0", "7200.0")
-            points = [(str(float(b)), buckets.get(_label(b), 0.0)) for b in DURATION_BUCKETS]
+            points = [(str(float(b)), buckets.get(bucket_label(b), 0.0)) for b in DURATION_BUCKETS]
             histogram.add_metric([status], [*points, ("+Inf", total)],
                                  sum_value=buckets.get("sum", 0.0))
             finished.add_metric([status], total)
@@ -152,11 +145,12 @@ class RequestMetrics:
                 )
 
 
-def make_registry(store: RedisJobStore, workers: WorkerRegistry) -> tuple[CollectorRegistry,
-                                                                          Histogram]:
+def make_registry(
+    store: JobStore, workers: WorkerRegistry, broker: BrokerQueues
+) -> tuple[CollectorRegistry, Histogram]:
     """The app's registry with the store collector, and the request histogram in it."""
     registry = CollectorRegistry()
-    registry.register(StoreCollector(store, workers))
+    registry.register(StoreCollector(store, workers, broker))
     histogram = Histogram(
         "trainability_http_request_duration_seconds",
         "API latency (to the first byte of the response) by route template.",

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from service.reports.plots import EXPERIMENT_PLOTS, inline_svg, sweep_plot, sweep_x_axis
 from worker.core.errors import PlotUnavailable
-from worker.core.sweeps import METRICS, Row, format_value
-from worker.jobs.store import JobRecord
+from worker.core.sweeps import METRICS, TABLE, Row, format_value
+from worker.jobs.records import JobRecord
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px;
@@ -159,14 +159,8 @@ def experiment_report(job: JobRecord) -> str:
     return _page(title, "\n".join(parts))
 
 
-TABLE_HEADERS = {
-    "point": "#", "status": "status", "outcome": "outcome",
-    "final_train_loss": "train loss", "final_val_loss": "val loss",
-    "grad_ratio_init": "grad ratio @0", "grad_ratio_end": "grad ratio @end",
-    "verdict_init": "verdict @0", "alignment_mean": "alignment",
-    "mli_largest_bump": "MLI bump", "findings_critical": "crit",
-    "findings_warning": "warn", "findings_info": "info", "job_id": "job",
-}
+#: The table's headings, from the column list (``worker.core.sweeps.TABLE``).
+TABLE_HEADERS = {c.name: c.header for c in TABLE}
 
 
 def _job_link(job_id: str | None) -> Link | None:

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402  (after the backend is chosen
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from worker.core.errors import PlotUnavailable  # noqa: E402
-from worker.core.sweeps import LOG_COLUMNS, METRICS, Row, format_value  # noqa: E402
+from worker.core.sweeps import COLUMN, METRICS, Row, format_value  # noqa: E402
 
 PlotFormat = Literal["png", "svg"]
 MEDIA_TYPES: Final[dict[str, str]] = {"png": "image/png", "svg": "image/svg+xml"}
@@ -208,16 +208,6 @@ def experiment_plot(name: str, result: Mapping[str, Any]) -> Figure:
 
 # --- a sweep -------------------------------------------------------------------------------
 
-METRIC_LABELS: Final[dict[str, str]] = {
-    "grad_ratio_init": "end-to-end gradient ratio at step 0",
-    "grad_ratio_end": "end-to-end gradient ratio at the end",
-    "final_train_loss": "final training loss",
-    "final_val_loss": "final validation loss",
-    "alignment_mean": "mean alignment",
-    "mli_largest_bump": "MLI largest bump",
-}
-
-
 def _numeric(values: Sequence[Any]) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
@@ -261,18 +251,22 @@ def sweep_plot(metric: str, rows: Sequence[Row], varied: Sequence[str],
         ax.plot([p[0] for p in pairs], [p[1] for p in pairs], "o-", label=label)
     if not any(math.isfinite(v) for v in every):
         raise PlotUnavailable(f"no point has a value for {metric} yet")
-    if metric in LOG_COLUMNS and _positive(every):
+    column = COLUMN[metric]
+    if column.log_scale and _positive(every):
         ax.set_yscale("log")
-    if metric in ("grad_ratio_init", "grad_ratio_end"):
-        ax.axhspan(1e-1, 1e1, color="tab:green", alpha=0.08, label="healthy band [0.1, 10]")
+    if column.healthy is not None:
+        low, high = column.healthy
+        ax.axhspan(low, high, color="tab:green", alpha=0.08,
+                   label=f"healthy band [{low:g}, {high:g}]")
     if not numeric_x:
         ax.set_xticks(range(len(categories)), categories)
     elif len(categories) <= 12:  # the swept values themselves, e.g. depth 2, 8, 16
         ticks = sorted({_num(r.values.get(x)) for r in rows})
         ax.set_xticks(ticks, [fmt_tick(t) for t in ticks])
+    label = column.label or metric
     ax.set_xlabel(x)
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title(f"{METRIC_LABELS.get(metric, metric)} vs {x}")
-    if len(groups) > 1 or metric in ("grad_ratio_init", "grad_ratio_end"):
+    ax.set_ylabel(label)
+    ax.set_title(f"{label} vs {x}")
+    if len(groups) > 1 or column.healthy is not None:
         ax.legend(title=", ".join(series_columns) or None, fontsize=8)
     return fig

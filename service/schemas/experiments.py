@@ -1,19 +1,23 @@
-"""Request and response schemas, one per use; routes never return internal records."""
+"""Schemas of ``/v1/experiments``, one per use; routes never return internal records.
+
+Problem details are ``service/schemas/problems.py``; the probes' ``service/schemas/health.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from worker.core.result import ExperimentResult
 from worker.core.spec import ExperimentSpec
-from worker.jobs.store import JobRecord, JobStatus, JobSummary
+from worker.jobs.records import JobRecord, JobStatus, JobSummary
 
 log = logging.getLogger(__name__)
+
 
 class ExperimentCreate(ExperimentSpec):
     """The body of ``POST /v1/experiments``: the design spec itself, plus where to report the
@@ -128,51 +132,3 @@ def _public_result(job: JobRecord) -> ExperimentResult | None:
 class ExperimentsPage(BaseModel):
     data: list[ExperimentSummary]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: last.")
-
-
-class ProblemError(BaseModel):
-    field: str = Field(description="Dotted path of the offending field, e.g. model.depth.")
-    loc: list[str | int]
-    in_: Literal["body", "query", "path", "header", "cookie"] = Field(alias="in")
-    msg: str
-    type: str
-    limit: str | None = Field(None, description="Budget errors: the setting, e.g. max_parameters.")
-    limit_value: int | None = Field(None, description="Budget errors: the server's limit.")
-    value: int | None = Field(None, description="Budget errors: what the spec requires.")
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details (``application/problem+json``)."""
-
-    type: str
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    errors: list[ProblemError] | None = None
-    limit: str | None = Field(None, description="413: max_request_bytes.")
-    limit_value: int | None = Field(None, description="413: the largest body accepted, bytes.")
-    value: int | None = Field(
-        None, description="413: the declared Content-Length, or the bytes received so far."
-    )
-
-
-def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for problem+json answers."""
-    return {code: {"model": Problem, "description": "Problem details (RFC 9457)"}
-            for code in codes}
-
-
-class Health(BaseModel):
-    status: Literal["ok"]
-
-
-class WorkerPublic(BaseModel):
-    hostname: str
-    queues: list[str]
-
-
-class Readiness(BaseModel):
-    status: Literal["ready"]
-    redis: Literal["ok"]
-    workers: list[WorkerPublic]

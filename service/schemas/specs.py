@@ -35,8 +35,13 @@ class CostEstimate(BaseModel):
     flops_per_step: int = Field(description="Forward, backward and update for one batch.")
     flops_total: int = Field(description="flops_per_step times total_steps (no probes).")
     memory_bytes: int = Field(
-        description="Weights, gradients, momentum and stored activations for one batch."
+        description="Peak memory estimate of the run: the sum of memory_breakdown."
     )
+    memory_breakdown: dict[str, int] = Field(
+        description="Bytes by part: data (two copies at the peak), model_state (weights, "
+        "gradients, momentum), train_activations, probe_activations, snapshots."
+    )
+    data_bytes: int = Field(description="The dataset in memory (float32, both splits).")
     sequence_length: int | None
     inline_bytes: int = Field(description="Inline x and y as compact JSON; 0: not inline.")
 
@@ -89,7 +94,8 @@ class SpecValidation(BaseModel):
                 parameters=c.parameters, total_steps=c.steps, batch_size=c.batch_size,
                 steps_x_batch=c.steps_x_batch, flops_per_example=a.flops_per_example,
                 flops_per_step=c.flops_per_step, flops_total=c.flops_total,
-                memory_bytes=c.memory_bytes, sequence_length=c.sequence_length,
+                memory_bytes=c.memory_bytes, memory_breakdown=c.memory_breakdown,
+                data_bytes=c.data_bytes, sequence_length=c.sequence_length,
                 inline_bytes=c.inline_bytes,
             ),
             budgets=[

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
 from worker.core.spec import ExperimentSpec
-from worker.jobs.store import JobStatus
+from worker.core.sweeps import COLUMN, RESULT_COLUMNS
+from worker.jobs.records import JobStatus
 
 RerunStatus = Literal["failed", "cancelled", "timed_out"]
 AXIS_PATH = r"^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+))*$"
@@ -78,33 +79,26 @@ class SweepProgress(BaseModel):
     done: bool = Field(description="Every point's current job is final.")
 
 
-class SweepRow(BaseModel):
-    """One point of the comparison table. Metric columns are null until the job has a result."""
-
-    point: int = Field(description="Position of the point in the sweep.")
+class _SweepRowBase(BaseModel):
+    point: int = Field(description=COLUMN["point"].description)
     values: dict[str, JsonValue] = Field(description="The varied field -> its value here.")
-    job_id: str | None = Field(description="The point's current job.")
+    job_id: str | None = Field(description=COLUMN["job_id"].description)
     previous_job_ids: list[str] = Field(description="Earlier jobs of this point (re-runs).")
-    status: JobStatus | Literal["expired"] = Field(description="Status of the current job.")
-    outcome: str | None = Field(description="completed, diverged, stopped or timed_out.")
-    final_train_loss: float | None = Field(description="Final training loss.")
-    final_val_loss: float | None = Field(description="Final validation loss.")
-    grad_ratio_init: float | None = Field(
-        description="End-to-end gradient ratio (first / last observed layer) at step 0."
+    status: JobStatus | Literal["expired"] = Field(description=COLUMN["status"].description)
+
+
+if TYPE_CHECKING:
+    SweepRow = _SweepRowBase
+else:  # the result columns, one nullable field each, from the column list in worker.core.sweeps
+    SweepRow = create_model(
+        "SweepRow",
+        __base__=_SweepRowBase,
+        __module__=__name__,
+        __doc__="One point of the comparison table. Metric columns are null until the job has "
+        "a result.",
+        **{c.name: (c.value_type | None, Field(description=c.description))
+           for c in RESULT_COLUMNS},
     )
-    grad_ratio_end: float | None = Field(description="End-to-end gradient ratio at the end.")
-    verdict_init: str | None = Field(description="Gradient-flow verdict at step 0.")
-    alignment_mean: float | None = Field(
-        description="Mean cosine between -gradient and the way to the final weights "
-        "(needs the alignment group)."
-    )
-    mli_largest_bump: float | None = Field(
-        description="Largest bump of the loss on the line from init to the end weights "
-        "(needs the interpolation group)."
-    )
-    findings_critical: int | None = Field(description="Findings of severity critical.")
-    findings_warning: int | None = Field(description="Findings of severity warning.")
-    findings_info: int | None = Field(description="Findings of severity info.")
 
 
 class SweepSummary(BaseModel):

@@ -5,7 +5,8 @@ Ranges, defaults and enums are read from the spec models' JSON Schema (the same 
 validate submissions), so they cannot drift from what the API accepts. What the schema does not
 hold is stated here once: which input each layer takes (checked against the shape analysis by
 a test), activation kinds and slopes (``worker.core.activation_table``, checked against the
-torch implementation), and one-line descriptions of init schemes and diagnostic groups.
+torch implementation) and one-line descriptions of init schemes; diagnostic groups and presets
+come from their table (``worker.core.diagnostic_groups``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from service.settings import ServiceSettings
 from worker.core.activation_table import ACTIVATIONS, ActivationKind, max_abs_derivative
+from worker.core.diagnostic_groups import GROUPS
 from worker.core.spec import (
     PRESETS,
     ActivationLayer,
@@ -48,21 +50,8 @@ INIT_SCHEMES: dict[InitScheme, str] = {
     "normal": "N(0, gain^2 / fan_in): the mean-field convention, comparable with theory.",
 }
 
-DIAGNOSTIC_GROUPS: dict[DiagnosticGroup, str] = {
-    "gradient_flow": "Gradient RMS per layer, per-layer gains, end-to-end ratio and verdict.",
-    "activations": "Slope coverage of each nonlinearity: saturated or dead units.",
-    "mean_field": "Mean-field chi1 at initialization against the measured gains.",
-    "recurrent": "Gradient through time per recurrent layer: per-step gain, memory horizon, "
-    "LSTM forget gates.",
-    "update_ratio": "||update|| / ||weight|| per layer after each probed step.",
-    "local_linearity": "How well the Jacobian predicts output changes at several input scales.",
-    "alignment": "Cosine between the negative gradient and the direction to the final weights.",
-    "interpolation": "Loss along the straight line from initial to final weights.",
-    "trajectory": "Distance travelled in weight space and path efficiency.",
-    "linearization_gap": "How far the trained network is from its linearization at init.",
-    "sharpness": "Top Hessian eigenvalue against the SGD stability threshold 2(1+m)/lr.",
-    "noise_scale": "Gradient noise scale B_simple (McCandlish et al. 2018).",
-}
+#: One line per diagnostic group, from the group table (``worker.core.diagnostic_groups``).
+DIAGNOSTIC_GROUPS: dict[DiagnosticGroup, str] = {g.name: g.description for g in GROUPS}
 
 #: The inputs each layer type takes (shapes exclude the batch); a test checks this against
 #: the shape analysis for every type.

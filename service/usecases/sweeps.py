@@ -50,8 +50,17 @@ from worker.core.sweeps import (
     validate_points,
 )
 from worker.jobs.dispatch import JobDispatcher, queue_for
-from worker.jobs.store import FINAL_STATUSES, STATUSES, JobRecord, JobStore, utcnow
-from worker.jobs.sweep_store import SweepPoint, SweepRecord, SweepStore, new_sweep_id
+from worker.jobs.records import (
+    FINAL_STATUSES,
+    STATUSES,
+    JobRecord,
+    SweepPoint,
+    SweepRecord,
+    new_sweep_id,
+    utcnow,
+)
+from worker.jobs.store import JobStore
+from worker.jobs.sweep_store import SweepStore
 
 
 def base_document(spec: ExperimentSpec) -> dict[str, Any]:

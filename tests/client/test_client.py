@@ -136,3 +136,14 @@ def test_the_table_aligns_columns():
     assert header.split()[:3] == ["model.depth", "status", "outcome"]
     assert "2.50e-06" in line and len(rule) == len(header)
     json.dumps(text)
+
+
+def test_the_clients_columns_are_the_servers():
+    """The client keeps its own copy of the sweep columns (it imports nothing of the server);
+    the CLI's table reads them from SweepRow."""
+    from trainability_client.cli import TABLE_COLUMNS
+    from worker.core.sweeps import COLUMNS
+
+    metrics = [c for c in COLUMNS if c not in ("point", "job_id")]
+    assert [name for name, _ in TABLE_COLUMNS] == metrics
+    assert set(SweepRow.__dataclass_fields__) == {*COLUMNS, "values", "previous_job_ids"}

@@ -31,6 +31,9 @@ FAST = {
     "TRAINABILITY_PROGRESS_INTERVAL_S": "0.1",
     "TRAINABILITY_CANCEL_CHECK_INTERVAL_S": "0.1",
     "TRAINABILITY_TORCH_THREADS": "1",
+    # every (re)started child would run a warm-up job: seconds per test on 2 cores; the
+    # warm-up has its own test and bench (bench/bench_first_job.py)
+    "TRAINABILITY_WORKER_WARMUP": "false",
 }
 
 

@@ -62,7 +62,7 @@ def test_run_serves_a_job_and_stops_everything_on_ctrl_c(redis_server, tmp_path,
     log = tmp_path / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "run", "--port", str(port)],
+            [sys.executable, "-m", "service.cli", "run", "--port", str(port), "--workers", "1"],
             cwd=tmp_path,
             env=env,
             stdout=out,
@@ -95,7 +95,7 @@ def test_run_serves_a_job_and_stops_everything_on_ctrl_c(redis_server, tmp_path,
     assert rc == 0, output
     assert f"docs: {base}/docs" in output
     assert _get(f"{base}/healthz") is None  # the API is gone
-    local = tmp_path / ".local" / "redis"
+    local = tmp_path / ".local" / f"redis-{port}"
     if redis_from == "env":
         assert not local.exists()
         assert redis_server.answers()  # a Redis we did not start is left alone
@@ -122,3 +122,46 @@ def test_run_refuses_a_port_that_is_taken():
         )
     assert done.returncode == 2
     assert f"port {port} on 127.0.0.1 is in use" in done.stderr + done.stdout
+
+
+def _start_run(tmp_path: Path, port: int, name: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """``trainability run`` configured by the environment only (no --port), Redis local."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINABILITY_API_PORT": str(port),
+           "WORKERS": "1", "REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0"}
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "run"], cwd=tmp_path,
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+@pytest.mark.integration
+def test_run_honours_the_port_setting_and_instances_side_by_side_keep_their_jobs(tmp_path):
+    """TRAINABILITY_API_PORT moves the API; two instances from one checkout do not share a
+    Redis directory, so neither sees (or runs) the other's jobs; a third on a directory in use
+    is refused with a clear message."""
+    ports = [_free_port(), _free_port()]
+    runs = [_start_run(tmp_path, port, f"run{i}") for i, port in enumerate(ports)]
+    try:
+        for (_proc, log), port in zip(runs, ports, strict=True):
+            _wait(lambda port=port: (r := _get(f"http://127.0.0.1:{port}/healthz")) is not None
+                  and r.status_code == 200, 90, f"/healthz on {port}", log)
+        job = httpx.post(f"http://127.0.0.1:{ports[0]}/v1/experiments", json=SPEC).json()["id"]
+        other = httpx.get(f"http://127.0.0.1:{ports[1]}/v1/experiments").json()
+        assert other["data"] == []
+        assert httpx.get(f"http://127.0.0.1:{ports[1]}/v1/experiments/{job}").status_code == 404
+        mine = httpx.get(f"http://127.0.0.1:{ports[0]}/v1/experiments").json()["data"]
+        assert [j["id"] for j in mine] == [job]
+        for port in ports:
+            assert (tmp_path / ".local" / f"redis-{port}" / "run.lock").exists()
+        # the first instance's directory is locked: a second run on its port is refused
+        # before it starts anything (the port check comes first, so free the name only)
+        from service.cli import lock_directory
+
+        with pytest.raises(SystemExit, match="in use by another `trainability run`"):
+            lock_directory(tmp_path / ".local" / f"redis-{ports[0]}")
+    finally:
+        for proc, _log in runs:
+            proc.send_signal(signal.SIGINT)
+        for proc, log in runs:
+            assert proc.wait(timeout=90) == 0, log.read_text(errors="replace")[-3000:]

@@ -17,14 +17,15 @@ def test_a_local_worker_takes_every_queue_and_webhooks():
     argv, env = command()
     assert after(argv, "-Q") == "cpu,gpu,webhooks"
     assert "--pool=prefork" in argv and "--concurrency=1" in argv
-    assert env == {}
+    assert env == {"TRAINABILITY_WORKER_CHILDREN": "1"}
 
 
 def test_gpu_n_pins_the_device_and_takes_the_gpu_queue():
     argv, env = command("--gpu", "3")
-    assert env == {"CUDA_VISIBLE_DEVICES": "3"}
+    assert env == {"CUDA_VISIBLE_DEVICES": "3", "TRAINABILITY_WORKER_CHILDREN": "1"}
     assert after(argv, "-Q") == "gpu"
     assert after(argv, "-n") == "trainability-gpu3@%h"
     argv, env = command("--gpu", "1", "--queues", "gpu,cpu", "--hostname", "g1@box")
     assert (after(argv, "-Q"), after(argv, "-n"), env) == ("gpu,cpu", "g1@box",
-                                                          {"CUDA_VISIBLE_DEVICES": "1"})
+                                                          {"CUDA_VISIBLE_DEVICES": "1",
+                                                           "TRAINABILITY_WORKER_CHILDREN": "1"})

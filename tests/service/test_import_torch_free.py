@@ -1,4 +1,5 @@
-"""The API process must never import torch, not even transitively."""
+"""The API process must never import torch, not even transitively, nor anything of the worker
+process (``worker.runtime``: its modules connect Celery worker signals) or of compute."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_service_imports_without_torch(module: str) -> None:
     code = (
         f"import sys, {module}\n"
-        "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        "roots = ('torch', 'worker.runtime', 'worker.compute')\n"
+        "leaked = sorted(m for m in sys.modules if m in roots or m.startswith(\n"
+        "    tuple(r + '.' for r in roots)))\n"
         "assert not leaked, leaked\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, make_settings
-from worker.jobs.store import RedisJobStore
+from worker.jobs.redis_store import RedisJobStore
 
 DB = 13
 PROBLEM = "application/problem+json"

@@ -12,7 +12,7 @@ from service.reports.plots import EXPERIMENT_PLOTS, experiment_plot, render, swe
 from worker.core.errors import PlotUnavailable
 from worker.core.result import ExperimentResult
 from worker.core.sweeps import table_row
-from worker.jobs.store import RedisJobStore
+from worker.jobs.redis_store import RedisJobStore
 
 SPEC = {
     "spec_version": 1, "name": "tanh <b>bold</b>",
@@ -97,3 +97,18 @@ def test_sweep_plot_and_page(result):
     assert page.count("<svg") == 6 and "still running" not in page
     with pytest.raises(PlotUnavailable):
         sweep_plot("grad_ratio_init", rows, ["variant", "model.depth"], x="nope")
+
+
+def test_the_row_schema_and_the_plot_names_come_from_the_column_list():
+    from typing import get_args
+
+    from service.api.routes.reports import SweepPlotName
+    from service.reports.html import TABLE_HEADERS
+    from service.schemas.sweeps import SweepRow
+    from worker.core.sweeps import COLUMNS, METRICS, RESULT_COLUMNS
+
+    fields = list(SweepRow.model_fields)
+    assert fields[:5] == ["point", "values", "job_id", "previous_job_ids", "status"]
+    assert fields[5:] == [c.name for c in RESULT_COLUMNS]
+    assert get_args(SweepPlotName) == METRICS
+    assert list(TABLE_HEADERS) == list(COLUMNS)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from worker.core.budgets import data_bytes, memory_estimate
 from worker.core.spec import ExperimentSpec, analyze
 
 PROBLEM = "application/problem+json"
@@ -54,12 +55,17 @@ def test_a_family_spec_is_normalized_compiled_and_costed(api, broker, spec_doc):
     cost = out["cost"]
     assert cost["parameters"] == analysis.parameters == 2 * 8 + 8 + 16 + 8 * 8 + 8 + 16 + 18
     assert cost["flops_per_step"] == analysis.flops_per_step(16)
-    assert cost["memory_bytes"] == analysis.memory_bytes(16)
+    spec = ExperimentSpec.model_validate(doc)
+    breakdown = memory_estimate(spec, analysis, 16)
+    assert cost["memory_breakdown"] == breakdown
+    assert cost["memory_bytes"] == sum(breakdown.values())
+    assert cost["data_bytes"] == data_bytes(spec) == 80 * (2 * 4 + 8)
     assert (cost["total_steps"], cost["steps_x_batch"]) == (5, 80)
     assert cost["flops_total"] == 5 * cost["flops_per_step"]
     assert {b["limit"]: (b["value"], b["within"]) for b in out["budgets"]} == {
         "max_parameters": (analysis.parameters, True), "max_steps_x_batch": (80, True),
-        "max_sequence_length": (0, True), "max_inline_bytes": (0, True)}
+        "max_sequence_length": (0, True), "max_inline_bytes": (0, True),
+        "max_data_bytes": (80 * 16, True), "max_memory_bytes": (cost["memory_bytes"], True)}
     broker.assert_untouched()
 
 
@@ -164,7 +170,8 @@ def test_every_budget_exceeded_is_listed(api, spec_doc):
                    training={"steps": 1_000_000, "batch_size": 64})
     errors = problem_errors(validate(api, doc))
     assert [(e["field"], e["limit"]) for e in errors] == [
-        ("model", "max_parameters"), ("training", "max_steps_x_batch")]
+        ("model", "max_parameters"), ("training", "max_steps_x_batch"),
+        ("model", "max_memory_bytes")]  # 419M parameters x (weights, gradients, momentum)
     assert errors[0]["value"] > 5_000_000
 
 
@@ -180,7 +187,7 @@ def test_errors_in_model_data_or_training_stop_the_shape_check(api, spec_doc):
     """Without a valid model, data and training there is nothing to analyze: only the schema
     errors are reported (never a spurious shape error)."""
     layers = [{"type": "conv2d", "out_channels": 4}]
-    doc = spec_doc(model={"layers": layers}, training={"steps": 0, "batch_size": 16})
+    doc = spec_doc(model={"layers": layers}, training={"steps": -1, "batch_size": 16})
     errors = problem_errors(validate(api, doc))
     assert [(e["field"], e["type"]) for e in errors] == [
         ("training.steps", "greater_than_equal")]

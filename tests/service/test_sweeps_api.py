@@ -8,7 +8,7 @@ import json
 import pytest
 
 from worker.core.settings import Settings
-from worker.jobs.store import store_from_settings
+from worker.jobs.redis_store import store_from_settings
 
 
 def sweep_body(spec_doc, **extra):

@@ -4,6 +4,10 @@ The linearity diagnostics need phi'(z) for every pre-activation entry and max|ph
 what "significant slope" means for each nonlinearity; the mean-field theory needs phi itself.
 ``sin``, ``triangle`` and ``sawtooth`` are jagged, non-monotonic (or discontinuous) functions
 with a ``frequency``: the kind of design that makes local gradients a poor guide.
+
+Only the torch code lives here; what each activation is (kind, parameters, max slope, He gain)
+is the core table ``worker/core/activation_table.py``, and the two must name the same
+activations (checked at import).
 """
 
 from __future__ import annotations
@@ -11,20 +15,23 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from worker.core.activation_table import (
+    ACTIVATIONS,
+    SELU_ALPHA,
+    SELU_SCALE,
+    ActivationKind,
+    info_of,
+)
 from worker.core.spec import ActivationLayer
-
-ActivationKind = Literal["linear", "relu_like", "saturating", "oscillating"]
 
 _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-SELU_SCALE = 1.0507009873554804934193349852946
-SELU_ALPHA = 1.6732632423543772848170429916717
+Fn = Callable[[Tensor], Tensor]
 
 
 def _sigmoid_derivative(z: Tensor) -> Tensor:
@@ -40,12 +47,6 @@ def _gelu_derivative(z: Tensor) -> Tensor:
 def _silu_derivative(z: Tensor) -> Tensor:
     s = torch.sigmoid(z)
     return s * (1.0 + z * (1.0 - s))
-
-
-def _max_on_grid(derivative: Callable[[Tensor], Tensor]) -> float:
-    """max |phi'| of a smooth derivative, on a fine grid (exact to ~1e-9 for these shapes)."""
-    z = torch.linspace(-10.0, 10.0, 2_000_001, dtype=torch.float64)
-    return float(derivative(z).abs().max())
 
 
 def _triangle(w: float) -> Callable[[Tensor], Tensor]:
@@ -105,86 +106,71 @@ class Activation:
         return Elementwise(self.fn, self.name)
 
 
-_GELU_MAX = _max_on_grid(_gelu_derivative)
-_SILU_MAX = _max_on_grid(_silu_derivative)
+def _relu_like_step(z: Tensor) -> Tensor:
+    return (z > 0).to(z.dtype)
 
 
-def get_activation(spec: ActivationLayer) -> Activation:  # noqa: C901 - a flat table
+def _leaky_relu(layer: ActivationLayer) -> tuple[Fn, Fn]:
+    a = layer.negative_slope
+    return (
+        lambda z: F.leaky_relu(z, a),
+        lambda z: torch.where(z > 0, 1.0, a).to(z.dtype),
+    )
+
+
+def _elu(layer: ActivationLayer) -> tuple[Fn, Fn]:
+    al = layer.alpha
+    return (
+        lambda z: F.elu(z, al),
+        lambda z: torch.where(z > 0, torch.ones_like(z), al * torch.exp(z)),
+    )
+
+
+def _selu_derivative(z: Tensor) -> Tensor:
+    return SELU_SCALE * torch.where(z > 0, torch.ones_like(z), SELU_ALPHA * torch.exp(z))
+
+
+def _sin(layer: ActivationLayer) -> tuple[Fn, Fn]:
+    w = layer.frequency
+    return (lambda z: torch.sin(w * z), lambda z: w * torch.cos(w * z))
+
+
+def _sawtooth_pair(layer: ActivationLayer) -> tuple[Fn, Fn]:
+    w = layer.frequency
+    return (_sawtooth(w), lambda z: torch.full_like(z, w / math.pi))
+
+
+def _fixed(fn: Fn, derivative: Fn) -> Callable[[ActivationLayer], tuple[Fn, Fn]]:
+    """A function pair that reads none of the layer's parameters."""
+    return lambda _layer: (fn, derivative)
+
+
+#: name -> (phi, phi') at a layer's parameters.
+TORCH_FUNCTIONS: dict[str, Callable[[ActivationLayer], tuple[Fn, Fn]]] = {
+    "identity": _fixed(lambda z: z, torch.ones_like),
+    "relu": _fixed(F.relu, _relu_like_step),
+    "leaky_relu": _leaky_relu,
+    "elu": _elu,
+    "selu": _fixed(F.selu, _selu_derivative),
+    "gelu": _fixed(F.gelu, _gelu_derivative),
+    "silu": _fixed(F.silu, _silu_derivative),
+    "softplus": _fixed(F.softplus, torch.sigmoid),
+    "tanh": _fixed(torch.tanh, lambda z: 1.0 - torch.tanh(z) ** 2),
+    "sigmoid": _fixed(torch.sigmoid, _sigmoid_derivative),
+    "hard_tanh": _fixed(F.hardtanh, lambda z: ((z > -1) & (z < 1)).to(z.dtype)),
+    "sin": _sin,
+    "triangle": lambda layer: (_triangle(layer.frequency), _triangle_derivative(layer.frequency)),
+    "sawtooth": _sawtooth_pair,
+}
+if set(TORCH_FUNCTIONS) != set(ACTIVATIONS):
+    raise RuntimeError(
+        "worker/compute/activations.py and worker/core/activation_table.py name different "
+        f"activations: {sorted(set(TORCH_FUNCTIONS) ^ set(ACTIVATIONS))}"
+    )
+
+
+def get_activation(spec: ActivationLayer) -> Activation:
     """The activation a layer spec names, with its parameters applied."""
-    name, w = spec.name, spec.frequency
-    if name == "identity":
-        return Activation(name, "linear", lambda z: z, torch.ones_like, 1.0)
-    if name == "relu":
-        return Activation(name, "relu_like", F.relu, lambda z: (z > 0).to(z.dtype), 1.0)
-    if name == "leaky_relu":
-        a = spec.negative_slope
-        return Activation(
-            name,
-            "relu_like",
-            lambda z: F.leaky_relu(z, a),
-            lambda z: torch.where(z > 0, 1.0, a).to(z.dtype),
-            max(1.0, a),
-        )
-    if name == "elu":
-        al = spec.alpha
-        return Activation(
-            name,
-            "relu_like",
-            lambda z: F.elu(z, al),
-            lambda z: torch.where(z > 0, torch.ones_like(z), al * torch.exp(z)),
-            max(1.0, al),
-        )
-    if name == "selu":
-        return Activation(
-            name,
-            "relu_like",
-            F.selu,
-            lambda z: (
-                SELU_SCALE * torch.where(z > 0, torch.ones_like(z), SELU_ALPHA * torch.exp(z))
-            ),
-            SELU_SCALE * SELU_ALPHA,
-        )
-    if name == "gelu":
-        return Activation(name, "relu_like", F.gelu, _gelu_derivative, _GELU_MAX)
-    if name == "silu":
-        return Activation(name, "relu_like", F.silu, _silu_derivative, _SILU_MAX)
-    if name == "softplus":
-        return Activation(name, "relu_like", F.softplus, torch.sigmoid, 1.0)
-    if name == "tanh":
-        return Activation(name, "saturating", torch.tanh, lambda z: 1.0 - torch.tanh(z) ** 2, 1.0)
-    if name == "sigmoid":
-        return Activation(name, "saturating", torch.sigmoid, _sigmoid_derivative, 0.25)
-    if name == "hard_tanh":
-        return Activation(
-            name, "saturating", F.hardtanh, lambda z: ((z > -1) & (z < 1)).to(z.dtype), 1.0
-        )
-    if name == "sin":
-        return Activation(
-            name, "oscillating", lambda z: torch.sin(w * z), lambda z: w * torch.cos(w * z), w
-        )
-    if name == "triangle":
-        return Activation(
-            name, "oscillating", _triangle(w), _triangle_derivative(w), 2 * w / math.pi
-        )
-    if name == "sawtooth":
-        return Activation(
-            name,
-            "oscillating",
-            _sawtooth(w),
-            lambda z: torch.full_like(z, w / math.pi),
-            w / math.pi,
-        )
-    raise ValueError(f"unknown activation {name!r}")
-
-
-def kaiming_gain(spec: ActivationLayer | None) -> float:
-    """The gain that keeps E[phi'(z)^2] * gain^2 near 1 for an activation (He et al. 2015)."""
-    if spec is None or spec.name in ("identity", "sigmoid", "sin", "triangle", "sawtooth"):
-        return 1.0
-    if spec.name == "leaky_relu":
-        return math.sqrt(2.0 / (1.0 + spec.negative_slope**2))
-    if spec.name == "tanh":
-        return 5.0 / 3.0
-    if spec.name == "selu":
-        return 0.75  # PyTorch's calculate_gain("selu") for self-normalizing nets
-    return math.sqrt(2.0)
+    info = info_of(spec)
+    fn, derivative = TORCH_FUNCTIONS[spec.name](spec)
+    return Activation(spec.name, info.kind, fn, derivative, info.max_slope(spec))

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from worker.compute.activations import Activation, Elementwise, get_activation, kaiming_gain
+from worker.compute.activations import Activation, Elementwise, get_activation
 from worker.compute.layers import Maxout, Recurrent, Residual
+from worker.core.activation_table import kaiming_gain
 from worker.core.spec import (
     ActivationLayer,
     Conv2dLayer,
@@ -122,63 +123,69 @@ class _Builder:
             names.append(name)
         return modules, names, shape
 
-    def build(  # noqa: C901 - one branch per layer type
+    def build(
         self, layer: Layer, shape: tuple[int, ...], name: str, feeds: ActivationLayer | None
     ) -> tuple[nn.Module, tuple[int, ...]]:
-        module: nn.Module
+        """The module for one layer and its output shape (one branch per layer type)."""
         if isinstance(layer, LinearLayer):
-            module = nn.Linear(shape[-1], layer.out, bias=layer.bias)
-            self.init_weight(module, feeds)
-            return module, (*shape[:-1], layer.out)
+            return self._linear(layer, shape, feeds)
         if isinstance(layer, Conv2dLayer):
-            module = nn.Conv2d(
-                shape[0],
-                layer.out_channels,
-                layer.kernel_size,
-                layer.stride,
-                layer.padding,
-                bias=layer.bias,
-            )
-            self.init_weight(module, feeds)
-            k, s, p = layer.kernel_size, layer.stride, layer.padding
-            return module, (
-                layer.out_channels,
-                (shape[1] + 2 * p - k) // s + 1,
-                (shape[2] + 2 * p - k) // s + 1,
-            )
+            return self._conv(layer, shape, feeds)
         if isinstance(layer, PoolLayer):
-            k, s = layer.kernel_size, layer.stride or layer.kernel_size
-            module = nn.MaxPool2d(k, s) if layer.type == "max_pool" else nn.AvgPool2d(k, s)
-            return module, (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+            return _pool(layer, shape)
         if isinstance(layer, FlattenLayer):
             return nn.Flatten(), (math.prod(shape),)
         if isinstance(layer, NormLayer):
-            if layer.type == "batch_norm":
-                module = nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
-            else:
-                module = nn.LayerNorm(list(shape) if len(shape) == 3 else shape[-1])
-            return module, shape
+            return _norm(layer, shape), shape
         if isinstance(layer, DropoutLayer):
             return nn.Dropout(layer.p), shape
         if isinstance(layer, ActivationLayer):
-            act = get_activation(layer)
-            module = act.module()
-            self.activations.append(ObservedActivation(name, module, act))
-            return module, shape
+            return self._activation(layer, name), shape
         if isinstance(layer, MaxoutLayer):
             module = Maxout(shape[-1], layer.out, layer.pieces)
             self.init_weight(module.linear, None)
             return module, (*shape[:-1], layer.out)
         if isinstance(layer, RecurrentLayer):
-            module = Recurrent(
-                layer.type, shape[-1], layer.hidden, layer.return_sequences, layer.nonlinearity
-            )
-            self.init_recurrent(module)
-            out: tuple[int, ...] = (
-                (shape[0], layer.hidden) if layer.return_sequences else (layer.hidden,)
-            )
-            return module, out
+            return self._recurrent(layer, shape)
         assert isinstance(layer, ResidualLayer)
+        return self._residual(layer, shape, name)
+
+    def _linear(
+        self, layer: LinearLayer, shape: tuple[int, ...], feeds: ActivationLayer | None
+    ) -> tuple[nn.Module, tuple[int, ...]]:
+        module = nn.Linear(shape[-1], layer.out, bias=layer.bias)
+        self.init_weight(module, feeds)
+        return module, (*shape[:-1], layer.out)
+
+    def _conv(
+        self, layer: Conv2dLayer, shape: tuple[int, ...], feeds: ActivationLayer | None
+    ) -> tuple[nn.Module, tuple[int, ...]]:
+        k, s, p = layer.kernel_size, layer.stride, layer.padding
+        module = nn.Conv2d(shape[0], layer.out_channels, k, s, p, bias=layer.bias)
+        self.init_weight(module, feeds)
+        height, width = ((n + 2 * p - k) // s + 1 for n in shape[1:3])
+        return module, (layer.out_channels, height, width)
+
+    def _activation(self, layer: ActivationLayer, name: str) -> nn.Module:
+        act = get_activation(layer)
+        module = act.module()
+        self.activations.append(ObservedActivation(name, module, act))
+        return module
+
+    def _recurrent(
+        self, layer: RecurrentLayer, shape: tuple[int, ...]
+    ) -> tuple[nn.Module, tuple[int, ...]]:
+        module = Recurrent(
+            layer.type, shape[-1], layer.hidden, layer.return_sequences, layer.nonlinearity
+        )
+        self.init_recurrent(module)
+        out = (shape[0], layer.hidden) if layer.return_sequences else (layer.hidden,)
+        return module, out
+
+    def _residual(
+        self, layer: ResidualLayer, shape: tuple[int, ...], name: str
+    ) -> tuple[nn.Module, tuple[int, ...]]:
+        """The body, and a projection (1x1 conv or linear) where it changes the shape."""
         body, _, res_out = self.build_list(layer.body, shape, f"{name}.body.")
         projection: nn.Module | None = None
         if res_out != shape:
@@ -253,6 +260,18 @@ class _Builder:
             h = module.hidden
             b_ih[h : 2 * h] = self.init.lstm_forget_bias
             b_hh[h : 2 * h] = 0.0
+
+
+def _pool(layer: PoolLayer, shape: tuple[int, ...]) -> tuple[nn.Module, tuple[int, ...]]:
+    k, s = layer.kernel_size, layer.stride or layer.kernel_size
+    module = nn.MaxPool2d(k, s) if layer.type == "max_pool" else nn.AvgPool2d(k, s)
+    return module, (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+
+
+def _norm(layer: NormLayer, shape: tuple[int, ...]) -> nn.Module:
+    if layer.type == "batch_norm":
+        return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
+    return nn.LayerNorm(list(shape) if len(shape) == 3 else shape[-1])
 
 
 def _next_activation(layers: list[Layer], i: int) -> ActivationLayer | None:

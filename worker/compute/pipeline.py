@@ -13,20 +13,9 @@ from typing import Any
 import torch
 
 from worker.compute.data import Dataset, make_dataset
-from worker.compute.diagnostics.base import Diagnostic
-from worker.compute.diagnostics.gradient_flow import GradientFlow
-from worker.compute.diagnostics.interpolation import Interpolation
-from worker.compute.diagnostics.linearization_gap import LinearizationGap
-from worker.compute.diagnostics.local_linearity import LocalLinearity
-from worker.compute.diagnostics.mean_field import MeanField
-from worker.compute.diagnostics.noise_scale import NoiseScale
+from worker.compute.diagnostics.base import ReportContext
 from worker.compute.diagnostics.probes import ProbeSet, probe_steps
-from worker.compute.diagnostics.recurrent import ThroughTime
-from worker.compute.diagnostics.sharpness import Sharpness
-from worker.compute.diagnostics.slope import SlopeStats
-from worker.compute.diagnostics.trajectory import Trajectory
-from worker.compute.diagnostics.update_ratio import UpdateRatio
-from worker.compute.findings import findings
+from worker.compute.diagnostics.registry import build_diagnostics
 from worker.compute.model import Net, build_model
 from worker.compute.training import (
     LossFn,
@@ -38,6 +27,8 @@ from worker.compute.training import (
     train,
     uses_cross_entropy,
 )
+from worker.core.diagnostic_groups import SECTIONS
+from worker.core.findings import findings, headline
 from worker.core.spec import ExperimentSpec, analyze, total_steps
 
 
@@ -75,41 +66,8 @@ def build_probes(
 ) -> ProbeSet | None:
     """The probe diagnostics the spec's preset and switches turn on (None: no probes)."""
     d = spec.diagnostics
-    groups = d.enabled_groups()
     seed = spec.training.seed
-    diagnostics: list[Diagnostic] = []
-    if "gradient_flow" in groups:
-        diagnostics.append(GradientFlow(d.vanishing_ratio, d.exploding_ratio))
-    if "update_ratio" in groups:
-        diagnostics.append(UpdateRatio())
-    if "mean_field" in groups:
-        diagnostics.append(MeanField(spec))
-    if "recurrent" in groups and model.recurrent_layers():
-        diagnostics.append(ThroughTime(d.exploding_ratio))
-    if "activations" in groups:
-        diagnostics.append(
-            SlopeStats([obs.activation for obs in model.observed_activations], d.slope_threshold)
-        )
-    if "local_linearity" in groups:
-        diagnostics.append(LocalLinearity(d.linearity_scales, seed + 2))
-    if "alignment" in groups or "trajectory" in groups:
-        diagnostics.append(
-            Trajectory(
-                d.projection_threshold,
-                d.projection_dim,
-                seed + 3,
-                alignment="alignment" in groups,
-                path="trajectory" in groups,
-            )
-        )
-    if "interpolation" in groups:
-        diagnostics.append(Interpolation(d.interpolation_points))
-    if "linearization_gap" in groups:
-        diagnostics.append(LinearizationGap())
-    if "sharpness" in groups:
-        diagnostics.append(Sharpness(d.sharpness_iterations, seed + 4))
-    if "noise_scale" in groups:
-        diagnostics.append(NoiseScale())
+    diagnostics = build_diagnostics(spec, model)
     if not diagnostics:
         return None
     # A fixed probe batch from the training set, drawn with its own seeded stream.
@@ -130,57 +88,11 @@ def build_probes(
 
 
 def assemble_diagnostics(spec: ExperimentSpec, model: Net, probes: ProbeSet) -> dict[str, Any]:
-    """Group the diagnostics' records and summaries into the result's sections."""
-    r = probes.results()
-    out: dict[str, Any] = {}
-    if "gradient_flow" in r:
-        records = r["gradient_flow"]["probes"]
-        updates = {
-            u["step"]: u["update_to_weight"] for u in r.get("update_ratio", {}).get("probes", [])
-        }
-        recurrent = {rec["step"]: rec["layers"] for rec in r.get("recurrent", {}).get("probes", [])}
-        for record in records:
-            record["update_to_weight"] = updates.get(record["step"])
-            # sequence models: the verdict also weighs the gradient through time
-            verdicts = [
-                record["verdict"],
-                *(x["verdict"] for x in recurrent.get(record["step"], [])),
-            ]
-            record["end_to_end_verdict"] = record["verdict"]
-            record["verdict"] = next(
-                (v for v in ("exploding", "vanishing") if v in verdicts), "healthy"
-            )
-        out["gradient_flow"] = {
-            "layers": model.probe_names(),
-            "weight_layers": [name for name, _ in model.weight_layers()],
-            "probe_steps": [p["step"] for p in records],
-            "probes": records,
-            "mean_field": r.get("mean_field", {}).get("summary"),
-            "recurrent": r.get("recurrent", {}).get("probes"),
-        }
-    linearity: dict[str, Any] = {}
-    if "activations" in r:
-        linearity.update(
-            slope_threshold=spec.diagnostics.slope_threshold, probes=r["activations"]["probes"]
-        )
-    if "local_linearity" in r:
-        linearity["local_linearity"] = {
-            "probes": r["local_linearity"]["probes"],
-            **(r["local_linearity"]["summary"] or {}),
-        }
-    if "interpolation" in r:
-        linearity["interpolation"] = r["interpolation"]["summary"]
-    if "linearization_gap" in r:
-        linearity["linearization_gap"] = r["linearization_gap"]["summary"]
-    if linearity:
-        out["linearity"] = linearity
-    if "trajectory" in r:
-        out["trajectory"] = r["trajectory"]["summary"]
-    if "sharpness" in r:
-        out["curvature"] = {"probes": r["sharpness"]["probes"]}
-    if "noise_scale" in r:
-        out["noise"] = {"probes": r["noise_scale"]["probes"], **(r["noise_scale"]["summary"] or {})}
-    return out
+    """The result's diagnostic sections: each diagnostic reports into its group's section."""
+    ctx = ReportContext(spec, model)
+    for diagnostic in probes.diagnostics:
+        diagnostic.report(ctx)
+    return {s.name: ctx.sections[s.name] for s in SECTIONS if s.name in ctx.sections}
 
 
 def json_safe(value: Any) -> Any:
@@ -246,6 +158,7 @@ def run_experiment(spec: ExperimentSpec, hooks: RunHooks | None = None) -> dict[
     if probes is not None:
         result.update(assemble_diagnostics(spec, model, probes))
     result["findings"] = findings(spec, result)
+    result["headline"] = headline(result["findings"], result["summary"])
     safe: dict[str, Any] = json_safe(result)
     return safe
 

@@ -155,6 +155,125 @@ def make_optimizer(spec: ExperimentSpec, model: Net) -> torch.optim.SGD:
     )
 
 
+class _Batches:
+    """Batch indices without replacement from a seeded permutation, reshuffled when used up."""
+
+    def __init__(self, n: int, batch: int, seed: int, device: torch.device) -> None:
+        self.n, self.batch, self.device = n, batch, device
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.perm = torch.randperm(n, generator=self.generator, device=device)
+        self.pos = 0
+
+    def next(self) -> Tensor:
+        if self.pos + self.batch > self.n:
+            self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+            self.pos = 0
+        idx = self.perm[self.pos : self.pos + self.batch]
+        self.pos += self.batch
+        return idx
+
+
+class _LossWindow:
+    """Per-step losses since the last logging point, kept on the device."""
+
+    def __init__(self, size: int, device: torch.device) -> None:
+        self.buffer = torch.empty(size + 1, device=device)
+        self.filled = 0
+
+    def push(self, loss: Tensor) -> None:
+        self.buffer[self.filled] = loss.detach()
+        self.filled += 1
+
+    def read(self) -> list[float]:
+        """The losses so far, emptying the window: a host-device sync."""
+        losses: list[float] = self.buffer[: self.filled].tolist()
+        self.filled = 0
+        return losses
+
+
+def _record_eval(curves: Curves, model: Net, data: Dataset, loss_fn: LossFn, step: int) -> None:
+    tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, loss_fn)
+    val_loss, val_acc = evaluate(model, data.x_val, data.y_val, loss_fn)
+    curves.eval_step.append(step)
+    curves.train_eval_loss.append(tr_loss)
+    curves.val_loss.append(val_loss)
+    if tr_acc is not None and val_acc is not None:
+        curves.train_accuracy.append(tr_acc)
+        curves.val_accuracy.append(val_acc)
+
+
+def _sgd_step(
+    model: Net, optimizer: torch.optim.SGD, loss: Tensor, clip: float | None
+) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    if clip is not None:  # clamps on the device; no sync
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The run's sizes: steps, batch, and how often it logs and evaluates."""
+
+    steps: int
+    batch: int
+    n_train: int
+    log_every: int
+    eval_every: int
+
+    @classmethod
+    def of(cls, spec: ExperimentSpec, data: Dataset) -> _Plan:
+        n_train, steps = data.x_train.shape[0], total_steps(spec)
+        batch = min(spec.training.batch_size, n_train)
+        per_eval = min(n_train, EVAL_MAX_EXAMPLES) + min(data.x_val.shape[0], EVAL_MAX_EXAMPLES)
+        return cls(
+            steps=steps,
+            batch=batch,
+            n_train=n_train,
+            log_every=max(1, math.ceil(steps / spec.diagnostics.curve_points)),
+            eval_every=eval_interval(steps, batch, per_eval),
+        )
+
+
+def _stop_reason(hooks: TrainHooks) -> Outcome | None:
+    """``stopped`` when the caller asks (cancel), ``timed_out`` past the deadline."""
+    if hooks.should_stop():
+        return "stopped"
+    if hooks.deadline is not None and time.monotonic() > hooks.deadline:
+        return "timed_out"
+    return None
+
+
+def _log_point(
+    done: int, losses: list[float], plan: _Plan, curves: Curves, hooks: TrainHooks, started: float
+) -> tuple[Outcome, int | None] | None:
+    """Log the window's mean loss and report progress; the outcome (and divergence step) when
+    the run ends here: a non-finite loss, a stop request or the deadline."""
+    bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
+    if bad is not None:
+        return "diverged", done - len(losses) + bad + 1
+    curves.step.append(done)
+    curves.train_loss.append(sum(losses) / len(losses))
+    hooks.on_progress({
+        "step": done, "total_steps": plan.steps, "epoch": (done * plan.batch) / plan.n_train,
+        "train_loss": curves.train_loss[-1], "elapsed_s": time.perf_counter() - started,
+    })
+    stop = _stop_reason(hooks)
+    return None if stop is None else (stop, None)
+
+
+def _lr_schedule(spec: ExperimentSpec) -> tuple[Callable[[int], float], bool]:
+    """The learning rate at each step, and whether it is constant (no per-step update)."""
+    schedule, base_lr, steps = spec.optimizer.schedule, spec.optimizer.lr, total_steps(spec)
+    constant = schedule.kind == "constant" and schedule.warmup_steps == 0
+
+    def lr_at(step: int) -> float:
+        return base_lr if constant else base_lr * lr_factor(schedule, step, steps)
+
+    return lr_at, constant
+
+
 def train(
     spec: ExperimentSpec,
     model: Net,
@@ -164,112 +283,53 @@ def train(
 ) -> TrainOutcome:
     """Train ``model`` as the spec says; run ``probes`` when due; stop early on divergence."""
     hooks = hooks or TrainHooks()
-    device = data.x_train.device
     loss_fn = loss_function(data.shape, spec.training.loss)
     optimizer = make_optimizer(spec, model)
-    schedule, base_lr = spec.optimizer.schedule, spec.optimizer.lr
-    constant_lr = schedule.kind == "constant" and schedule.warmup_steps == 0
-    clip = spec.optimizer.clip_grad_norm
-    n_train = data.x_train.shape[0]
-    batch = min(spec.training.batch_size, n_train)
-    steps = total_steps(spec)
-    log_every = max(1, math.ceil(steps / spec.diagnostics.curve_points))
-    eval_every = eval_interval(
-        steps, batch, min(n_train, EVAL_MAX_EXAMPLES) + min(data.x_val.shape[0], EVAL_MAX_EXAMPLES)
-    )
-    shuffle = torch.Generator(device=device).manual_seed(spec.training.seed)
-    window = torch.empty(log_every + 1, device=device)  # per-step losses since the last log
-    filled = 0
-    perm = torch.randperm(n_train, generator=shuffle, device=device)
-    pos = 0
+    lr_at, constant_lr = _lr_schedule(spec)
+    plan = _Plan.of(spec, data)
+    batches = _Batches(plan.n_train, plan.batch, spec.training.seed, data.x_train.device)
+    window = _LossWindow(plan.log_every, data.x_train.device)
     curves = Curves()
     outcome: Outcome = "completed"
     diverged_at: int | None = None
     done = 0
-
-    def record_eval(step: int) -> None:
-        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, loss_fn)
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, loss_fn)
-        curves.eval_step.append(step)
-        curves.train_eval_loss.append(tr_loss)
-        curves.val_loss.append(val_loss)
-        if tr_acc is not None and val_acc is not None:
-            curves.train_accuracy.append(tr_acc)
-            curves.val_accuracy.append(val_acc)
-
     model.train()
     started = time.perf_counter()
-
-    def lr_at(step: int) -> float:
-        return base_lr if constant_lr else base_lr * lr_factor(schedule, step, steps)
-
     if probes is not None and probes.due(0):
         probes.run(model, 0, lr_at(0))
-    record_eval(0)
-    while done < steps:
-        if pos + batch > n_train:
-            perm = torch.randperm(n_train, generator=shuffle, device=device)
-            pos = 0
-        idx = perm[pos : pos + batch]
-        pos += batch
+    _record_eval(curves, model, data, loss_fn, 0)
+    while done < plan.steps:
+        idx = batches.next()
         if not constant_lr:  # a host-side float: no sync
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(done)
         loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        if clip is not None:  # clamps on the device; no sync
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
+        _sgd_step(model, optimizer, loss, spec.optimizer.clip_grad_norm)
         if probes is not None and probes.wants_update:
             probes.after_update(model, done + 1)
-        window[filled] = loss.detach()
-        filled += 1
+        window.push(loss)
         done += 1
 
         probe_due = probes is not None and probes.due(done)
-        if filled == log_every or done == steps or probe_due:
+        if window.filled == plan.log_every or done == plan.steps or probe_due:
             # The only host-device sync of the loop: one read per logging window.
-            losses = window[:filled].tolist()
-            bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-            if bad is not None:
-                outcome, diverged_at = "diverged", done - filled + bad + 1
-                break
-            curves.step.append(done)
-            curves.train_loss.append(sum(losses) / filled)
-            filled = 0
-            hooks.on_progress(
-                {
-                    "step": done,
-                    "total_steps": steps,
-                    "epoch": (done * batch) / n_train,
-                    "train_loss": curves.train_loss[-1],
-                    "elapsed_s": time.perf_counter() - started,
-                }
-            )
-            if hooks.should_stop():
-                outcome = "stopped"
-                break
-            if hooks.deadline is not None and time.monotonic() > hooks.deadline:
-                outcome = "timed_out"
+            ended = _log_point(done, window.read(), plan, curves, hooks, started)
+            if ended is not None:
+                outcome, diverged_at = ended
                 break
         if probe_due and probes is not None:
-            probes.run(model, done, lr_at(min(done, steps - 1)))
-        if done % eval_every == 0 and done < steps:
-            record_eval(done)
+            probes.run(model, done, lr_at(min(done, plan.steps - 1)))
+        if done % plan.eval_every == 0 and done < plan.steps:
+            _record_eval(curves, model, data, loss_fn, done)
     if outcome != "diverged":
-        record_eval(done)
+        _record_eval(curves, model, data, loss_fn, done)
         if probes is not None:
             # Stopped early (cancel, time limit): probe where it stopped, then end analyses.
             if probes.last_step != done:
-                probes.run(model, done, lr_at(min(done, steps - 1)))
+                probes.run(model, done, lr_at(min(done, plan.steps - 1)))
             probes.finish(model, done)
     return TrainOutcome(
-        outcome=outcome,
-        steps_done=done,
-        diverged_at_step=diverged_at,
-        curves=curves,
+        outcome=outcome, steps_done=done, diverged_at_step=diverged_at, curves=curves,
         train_time_s=time.perf_counter() - started,
-        diagnostics_time_s=probes.spent_s if probes is not None else 0.0,
-        batch_size=batch,
+        diagnostics_time_s=probes.spent_s if probes is not None else 0.0, batch_size=plan.batch,
     )

@@ -1,13 +1,16 @@
-"""What each activation is, without torch: kind, parameters and largest slope max|phi'|.
+"""The one activation table (torch-free): kind, parameters, formula, max|phi'| and He gain.
 
-A torch-free mirror of ``worker/compute/activations.py`` for the catalog and client-side checks; a
-worker test asserts that :func:`max_abs_derivative` equals the torch implementation's value
-for every activation and parameter setting, so the two cannot drift apart.
+Everything about an activation except its torch code is here: the catalog lists it, the design
+facts read the kinds from it (saturating, oscillating), and ``worker/compute/activations.py``
+maps each name to its torch function and derivative and takes kind and max slope from here (it
+refuses to import when the names differ). A worker test checks the max slope against the torch
+derivative on a fine grid for every activation and parameter setting.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +24,18 @@ SELU_SCALE = 1.0507009873554804934193349852946
 SELU_ALPHA = 1.6732632423543772848170429916717
 
 
+LayerValue = Callable[[ActivationLayer], float]
+
+
+def _fixed(value: float) -> LayerValue:
+    """A value that does not depend on the layer's parameters."""
+    return lambda _layer: value
+
+
+_ONE = _fixed(1.0)
+_HE = _fixed(math.sqrt(2.0))  # the ReLU gain, He et al. 2015
+
+
 @dataclass(frozen=True)
 class ActivationInfo:
     """One activation's vocabulary entry."""
@@ -30,6 +45,8 @@ class ActivationInfo:
     formula: str  # phi(z), with its parameters by name
     parameters: tuple[ActivationParameter, ...]  # fields of ActivationLayer it reads
     max_abs_derivative_formula: str
+    max_slope: LayerValue  # max over z of |phi'(z)| at the layer's parameters
+    kaiming_gain: LayerValue = _HE  # keeps E[phi'(z)^2] * gain^2 near 1 (He et al. 2015)
 
 
 def _gelu_max() -> float:
@@ -62,63 +79,72 @@ SILU_MAX_ABS_DERIVATIVE = _silu_max()
 ACTIVATIONS: dict[ActivationName, ActivationInfo] = {
     info.name: info
     for info in (
-        ActivationInfo("identity", "linear", "z", (), "1"),
-        ActivationInfo("relu", "relu_like", "max(0, z)", (), "1"),
+        ActivationInfo("identity", "linear", "z", (), "1", _ONE, _ONE),
+        ActivationInfo("relu", "relu_like", "max(0, z)", (), "1", _ONE),
         ActivationInfo(
             "leaky_relu", "relu_like", "z if z > 0 else negative_slope * z",
             ("negative_slope",), "max(1, negative_slope)",
+            lambda layer: max(1.0, layer.negative_slope),
+            lambda layer: math.sqrt(2.0 / (1.0 + layer.negative_slope**2)),
         ),
         ActivationInfo(
             "elu", "relu_like", "z if z > 0 else alpha * (exp(z) - 1)", ("alpha",),
-            "max(1, alpha)",
+            "max(1, alpha)", lambda layer: max(1.0, layer.alpha),
         ),
         ActivationInfo(
             "selu", "relu_like", "scale * (z if z > 0 else alpha0 * (exp(z) - 1)), "
             "scale = 1.0507, alpha0 = 1.6733 (fixed)", (), "scale * alpha0 = 1.7581",
+            _fixed(SELU_SCALE * SELU_ALPHA),
+            _fixed(0.75),  # PyTorch's calculate_gain("selu") for self-normalizing nets
         ),
         ActivationInfo("gelu", "relu_like", "z * Phi(z) (exact, erf)", (),
-                       "Phi(sqrt 2) + sqrt 2 * phi(sqrt 2) = 1.1289"),
-        ActivationInfo("silu", "relu_like", "z * sigmoid(z)", (), "1.0998 (at z = 2.3994)"),
-        ActivationInfo("softplus", "relu_like", "log(1 + exp(z))", (), "1"),
-        ActivationInfo("tanh", "saturating", "tanh(z)", (), "1"),
-        ActivationInfo("sigmoid", "saturating", "1 / (1 + exp(-z))", (), "1/4"),
-        ActivationInfo("hard_tanh", "saturating", "clamp(z, -1, 1)", (), "1"),
-        ActivationInfo("sin", "oscillating", "sin(frequency * z)", ("frequency",), "frequency"),
+                       "Phi(sqrt 2) + sqrt 2 * phi(sqrt 2) = 1.1289",
+                       _fixed(GELU_MAX_ABS_DERIVATIVE)),
+        ActivationInfo("silu", "relu_like", "z * sigmoid(z)", (), "1.0998 (at z = 2.3994)",
+                       _fixed(SILU_MAX_ABS_DERIVATIVE)),
+        ActivationInfo("softplus", "relu_like", "log(1 + exp(z))", (), "1", _ONE),
+        ActivationInfo("tanh", "saturating", "tanh(z)", (), "1", _ONE, _fixed(5.0 / 3.0)),
+        ActivationInfo("sigmoid", "saturating", "1 / (1 + exp(-z))", (), "1/4", _fixed(0.25),
+                       _ONE),
+        ActivationInfo("hard_tanh", "saturating", "clamp(z, -1, 1)", (), "1", _ONE),
+        ActivationInfo(
+            "sin", "oscillating", "sin(frequency * z)", ("frequency",), "frequency",
+            lambda layer: layer.frequency, _ONE,
+        ),
         ActivationInfo(
             "triangle", "oscillating",
             "triangle wave in [-1, 1] with sin's phase and period 2 pi / frequency",
-            ("frequency",), "2 * frequency / pi",
+            ("frequency",), "2 * frequency / pi", lambda layer: 2 * layer.frequency / math.pi,
+            _ONE,
         ),
         ActivationInfo(
             "sawtooth", "oscillating",
             "sawtooth in [-1, 1): slope frequency / pi, drops by 2 every 2 pi / frequency",
-            ("frequency",), "frequency / pi",
+            ("frequency",), "frequency / pi", lambda layer: layer.frequency / math.pi, _ONE,
         ),
     )
 }
 
 
-def max_abs_derivative(layer: ActivationLayer) -> float:  # noqa: C901 - a flat table
+def info_of(layer: ActivationLayer) -> ActivationInfo:
+    """The table entry of the activation ``layer`` names."""
+    info = ACTIVATIONS.get(layer.name)
+    if info is None:
+        raise ValueError(f"unknown activation {layer.name!r}")
+    return info
+
+
+def max_abs_derivative(layer: ActivationLayer) -> float:
     """max over z of |phi'(z)| for the activation ``layer`` names, with its parameters."""
-    name, w = layer.name, layer.frequency
-    if name == "leaky_relu":
-        return max(1.0, layer.negative_slope)
-    if name == "elu":
-        return max(1.0, layer.alpha)
-    if name == "selu":
-        return SELU_SCALE * SELU_ALPHA
-    if name == "gelu":
-        return GELU_MAX_ABS_DERIVATIVE
-    if name == "silu":
-        return SILU_MAX_ABS_DERIVATIVE
-    if name == "sigmoid":
-        return 0.25
-    if name == "sin":
-        return w
-    if name == "triangle":
-        return 2 * w / math.pi
-    if name == "sawtooth":
-        return w / math.pi
-    if name in ACTIVATIONS:
-        return 1.0  # identity, relu, softplus, tanh, hard_tanh
-    raise ValueError(f"unknown activation {name!r}")
+    return info_of(layer).max_slope(layer)
+
+
+def kaiming_gain(layer: ActivationLayer | None) -> float:
+    """The gain that keeps E[phi'(z)^2] * gain^2 near 1 for an activation (He et al. 2015);
+    1 where no activation follows."""
+    return 1.0 if layer is None else info_of(layer).kaiming_gain(layer)
+
+
+def names_of_kind(kind: ActivationKind) -> frozenset[str]:
+    """The activations of one kind (e.g. every saturating one)."""
+    return frozenset(name for name, info in ACTIVATIONS.items() if info.kind == kind)

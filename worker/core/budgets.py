@@ -9,6 +9,7 @@ in the dry run and for every sweep point).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pydantic_core
@@ -28,6 +29,46 @@ from worker.core.spec import (
     total_steps,
 )
 
+#: Trajectory snapshots kept per run: about 8 probes plus step 0 and the end (``diagnostics``).
+SNAPSHOTS = 10
+#: Activation copies per probe example: forward outputs, their gradients, hooks' copies, slack.
+PROBE_COPIES = 4
+#: Activation copies per training example: forward outputs kept for backward, their gradients.
+TRAIN_COPIES = 2
+
+
+def data_bytes(spec: ExperimentSpec) -> int:
+    """The dataset in memory: float32 inputs and targets (class ids as int64) for both splits."""
+    shape = data_shape(spec.data)
+    examples = shape.n_train + shape.n_val
+    per_input = math.prod(shape.input_shape)
+    steps = shape.sequence_length if shape.per_step else 1
+    per_target = 8 * (steps or 1) if shape.task == "classification" else 4 * shape.output_dim
+    return examples * (4 * per_input + per_target)
+
+
+def memory_estimate(spec: ExperimentSpec, analysis: Analysis, batch: int) -> dict[str, int]:
+    """Peak host (or device) memory of a run, by part, in bytes.
+
+    The parts: the data (generated once, then split and standardized: two copies at the peak),
+    weights with their gradients and momentum, the activations of a training batch and of the
+    probe batch, and the trajectory snapshots (parameters and gradients at each probe; a random
+    projection above ``diagnostics.projection_threshold``). Checked against measured peak RSS
+    in ``tests/worker/compute/test_memory_estimate.py``.
+    """
+    d = spec.diagnostics
+    snapshot_floats = (analysis.parameters if analysis.parameters <= d.projection_threshold
+                       else d.projection_dim)
+    probe_batch = min(d.probe_batch_size, analysis.data.n_train)
+    floats = analysis.activation_floats_per_example
+    return {
+        "data": 2 * data_bytes(spec),
+        "model_state": 4 * 3 * analysis.parameters,
+        "train_activations": 4 * TRAIN_COPIES * floats * batch,
+        "probe_activations": 4 * PROBE_COPIES * floats * probe_batch,
+        "snapshots": 4 * 2 * SNAPSHOTS * snapshot_floats,
+    }
+
 
 @dataclass(frozen=True)
 class Cost:
@@ -38,7 +79,9 @@ class Cost:
     steps_x_batch: int
     batch_size: int  # per step: the spec's batch, capped to the training set
     flops_per_step: int
-    memory_bytes: int
+    memory_bytes: int  # the peak estimate: sum of memory_breakdown
+    memory_breakdown: dict[str, int]
+    data_bytes: int
     sequence_length: int | None  # None: the data are not sequences
     inline_bytes: int  # 0: the data are not inline
 
@@ -87,13 +130,16 @@ def cost_of(spec: ExperimentSpec, analysis: Analysis) -> Cost:
     """The cost of a spec whose analysis is already done."""
     steps = total_steps(spec)
     batch = min(spec.training.batch_size, analysis.data.n_train)
+    breakdown = memory_estimate(spec, analysis, batch)
     return Cost(
         parameters=analysis.parameters,
         steps=steps,
         steps_x_batch=steps * spec.training.batch_size,
         batch_size=batch,
         flops_per_step=analysis.flops_per_step(batch),
-        memory_bytes=analysis.memory_bytes(batch),
+        memory_bytes=sum(breakdown.values()),
+        memory_breakdown=breakdown,
+        data_bytes=data_bytes(spec),
         sequence_length=analysis.data.sequence_length,
         inline_bytes=inline_bytes(spec),
     )
@@ -130,6 +176,7 @@ def input_checks(spec: ExperimentSpec, settings: Settings) -> list[BudgetCheck]:
             _sequence_field(spec) if shape.sequence_length else "data",
         ),
         BudgetCheck("max_inline_bytes", settings.max_inline_bytes, inline_bytes(spec), "data"),
+        BudgetCheck("max_data_bytes", settings.max_data_bytes, data_bytes(spec), "data"),
     ]
 
 
@@ -140,7 +187,9 @@ def budget_checks(
     counted because the layers do not fit."""
     cost = cost or estimate_cost(spec)
     parameters = BudgetCheck("max_parameters", settings.max_parameters, cost.parameters, "model")
-    return [parameters, *input_checks(spec, settings)]
+    memory = BudgetCheck("max_memory_bytes", settings.max_memory_bytes, cost.memory_bytes,
+                         "model")
+    return [parameters, *input_checks(spec, settings), memory]
 
 
 def budget_violations(

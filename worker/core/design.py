@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from worker.core.activation_table import names_of_kind
 from worker.core.spec import (
     ActivationLayer,
     ExperimentSpec,
@@ -15,8 +16,9 @@ from worker.core.spec import (
     analyze,
 )
 
-SATURATING = frozenset({"sigmoid", "tanh", "hard_tanh"})
-JAGGED = frozenset({"sin", "triangle", "sawtooth"})
+#: Kinds from the activation table: bounded (saturating) and jagged (oscillating) activations.
+SATURATING = names_of_kind("saturating")
+JAGGED = names_of_kind("oscillating")
 
 
 @dataclass(frozen=True)

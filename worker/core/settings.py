@@ -89,6 +89,15 @@ class Settings(BaseSettings):
         "Set 1 when several workers share a host: tiny models slow down badly when "
         "processes' thread pools compete for the same cores.",
     )
+    worker_memory_fraction: float = Field(
+        0.8, ge=0, le=1, description="Share of the host's memory the training processes may "
+        "address together (RLIMIT_AS per process; 0: no limit; never on GPU workers). A job "
+        "past it fails with MemoryError instead of the host's OOM killer picking a process."
+    )
+    worker_warmup: bool = Field(
+        True, description="Each training process runs a tiny job at start, so a fresh "
+        "worker's first job is as fast as its second."
+    )
     progress_interval_s: float = Field(0.5, ge=0, le=60, description="Min seconds between writes.")
     liveness_interval_s: float = Field(
         5.0,
@@ -194,6 +203,14 @@ class Settings(BaseSettings):
     )
     max_inline_bytes: int = Field(
         1_000_000, ge=1, description="Largest inline data: bytes of x and y as compact JSON."
+    )
+    max_data_bytes: int = Field(
+        1 << 30, ge=1, description="Budget: the dataset in memory, (n_train + n_val) x "
+        "(features + targets) in float32 (x sequence length for sequences)."
+    )
+    max_memory_bytes: int = Field(
+        4 << 30, ge=1, description="Budget: the dry run's peak memory estimate (data, weights "
+        "with gradients and momentum, batch and probe activations, snapshots)."
     )
 
     @model_validator(mode="after")

@@ -10,8 +10,10 @@ Every point is validated exactly as ``POST /v1/experiments`` validates a body (s
 shapes, server budgets) before anything is written: one bad point refuses the whole sweep with
 an ``InvalidSweep`` that lists every problem with its point and field path.
 
-The comparison table (``table_row``) reads a few numbers from each point's result JSON; the
-names of its columns are ``COLUMNS`` (plus the varied fields), each sortable.
+The comparison table (``table_row``) reads a few numbers from each point's result JSON; its
+columns are ``TABLE`` (plus the varied fields), each sortable: the one list of them, with
+heading, description, type, plot label and scale, which the API schema, the plots and the
+HTML report read.
 """
 
 from __future__ import annotations
@@ -214,55 +216,115 @@ def check_size(
 
 # --- the comparison table ------------------------------------------------------------------
 
-#: Columns of a table row besides the varied fields, in display order.
-COLUMNS: Final[tuple[str, ...]] = (
-    "point",
-    "status",
-    "outcome",
-    "final_train_loss",
-    "final_val_loss",
-    "grad_ratio_init",
-    "grad_ratio_end",
-    "verdict_init",
-    "alignment_mean",
-    "mli_largest_bump",
-    "findings_critical",
-    "findings_warning",
-    "findings_info",
-    "job_id",
+ResultReader = Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the comparison table besides the varied fields: the one list the table,
+    the API schema (``SweepRow``), the plots and the HTML report are drawn from."""
+
+    name: str
+    header: str  # short heading in the HTML report's table
+    description: str  # the API schema's text
+    value_type: type[int] | type[float] | type[str]  # the JSON type of its values
+    read: ResultReader | None = None  # its value from a point's result; None: not a metric
+    label: str | None = None  # plot axis label (plotted columns)
+    plot: int | None = None  # position among the sweep's plots; None: not plotted
+    log_scale: bool = False  # natural scale logarithmic: plots use a log axis
+    healthy: tuple[float, float] | None = None  # the band plots shade as healthy
+
+
+def _at(*path: str) -> ResultReader:
+    """The value at ``path`` in a result (None where any part is missing)."""
+    def read(result: Mapping[str, Any]) -> Any:
+        node: Mapping[str, Any] = result
+        for key in path[:-1]:
+            node = node.get(key) or {}
+        return node.get(path[-1])
+    return read
+
+
+def _flow_probe(index: int, key: str) -> ResultReader:
+    """``key`` of the first (0) or last (-1) gradient-flow probe."""
+    def read(result: Mapping[str, Any]) -> Any:
+        probes = (result.get("gradient_flow") or {}).get("probes") or []
+        return probes[index].get(key) if probes else None
+    return read
+
+
+def _findings(severity: str) -> ResultReader:
+    def read(result: Mapping[str, Any]) -> int:
+        return sum(1 for f in result.get("findings") or [] if f.get("severity") == severity)
+    return read
+
+
+_HEALTHY_GAIN = (1e-1, 1e1)
+
+#: The table's columns besides the varied fields, in display order.
+TABLE: Final[tuple[Column, ...]] = (
+    Column("point", "#", "Position of the point in the sweep.", int),
+    Column("status", "status", "Status of the current job.", str),
+    Column("outcome", "outcome", "completed, diverged, stopped or timed_out.", str,
+           _at("summary", "outcome")),
+    Column("final_train_loss", "train loss", "Final training loss.", float,
+           _at("summary", "final_train_loss"), "final training loss", plot=2),
+    Column("final_val_loss", "val loss", "Final validation loss.", float,
+           _at("summary", "final_val_loss"), "final validation loss", plot=3),
+    Column("grad_ratio_init", "grad ratio @0",
+           "End-to-end gradient ratio (first / last observed layer) at step 0.", float,
+           _flow_probe(0, "end_to_end_ratio"), "end-to-end gradient ratio at step 0", plot=0,
+           log_scale=True, healthy=_HEALTHY_GAIN),
+    Column("grad_ratio_end", "grad ratio @end", "End-to-end gradient ratio at the end.", float,
+           _flow_probe(-1, "end_to_end_ratio"), "end-to-end gradient ratio at the end", plot=1,
+           log_scale=True, healthy=_HEALTHY_GAIN),
+    Column("verdict_init", "verdict @0", "Gradient-flow verdict at step 0.", str,
+           _flow_probe(0, "verdict")),
+    Column("alignment_mean", "alignment",
+           "Mean cosine between -gradient and the way to the final weights "
+           "(needs the alignment group).", float,
+           _at("trajectory", "alignment", "mean"), "mean alignment", plot=4),
+    Column("mli_largest_bump", "MLI bump",
+           "Largest bump of the loss on the line from init to the end weights "
+           "(needs the interpolation group).", float,
+           _at("linearity", "interpolation", "largest_bump"), "MLI largest bump", plot=5),
+    Column("findings_critical", "crit", "Findings of severity critical.", int,
+           _findings("critical")),
+    Column("findings_warning", "warn", "Findings of severity warning.", int,
+           _findings("warning")),
+    Column("findings_info", "info", "Findings of severity info.", int, _findings("info")),
+    Column("job_id", "job", "The point's current job.", str),
 )
+COLUMN: Final[dict[str, Column]] = {c.name: c for c in TABLE}
+#: The columns read from a point's result (null until its job has one).
+RESULT_COLUMNS: Final[tuple[Column, ...]] = tuple(c for c in TABLE if c.read is not None)
+#: Column names, in display order.
+COLUMNS: Final[tuple[str, ...]] = tuple(c.name for c in TABLE)
 #: Numeric columns whose natural scale is logarithmic (plots use a log axis for them).
-LOG_COLUMNS: Final = frozenset({"grad_ratio_init", "grad_ratio_end"})
-METRICS: Final[tuple[str, ...]] = (
-    "grad_ratio_init",
-    "grad_ratio_end",
-    "final_train_loss",
-    "final_val_loss",
-    "alignment_mean",
-    "mli_largest_bump",
+LOG_COLUMNS: Final = frozenset(c.name for c in TABLE if c.log_scale)
+#: The plotted columns, in plot order.
+METRICS: Final[tuple[str, ...]] = tuple(
+    c.name for c in sorted((c for c in TABLE if c.plot is not None), key=lambda c: c.plot or 0)
 )
 
 
 @dataclass
 class Row:
-    """One point's line in the comparison table."""
+    """One point's line in the comparison table; the result columns read as attributes too
+    (``row.grad_ratio_init``)."""
 
     point: int
     values: dict[str, Any]
     job_id: str | None
     status: str
     previous_job_ids: list[str] = field(default_factory=list)
-    outcome: str | None = None
-    final_train_loss: float | None = None
-    final_val_loss: float | None = None
-    grad_ratio_init: float | None = None
-    grad_ratio_end: float | None = None
-    verdict_init: str | None = None
-    alignment_mean: float | None = None
-    mli_largest_bump: float | None = None
-    findings_critical: int | None = None
-    findings_warning: int | None = None
-    findings_info: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)  # the result columns
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for names that are not attributes: the result columns
+        if name in COLUMN and COLUMN[name].read is not None:
+            return self.__dict__.get("metrics", {}).get(name)
+        raise AttributeError(name)
 
     def get(self, column: str) -> Any:
         if column in self.values:
@@ -280,25 +342,8 @@ def table_row(
     """A row from a point's latest job (``status``) and its result JSON (when it has one)."""
     row = Row(point=point, values=values, job_id=job_ids[-1] if job_ids else None,
               status=status, previous_job_ids=list(job_ids[:-1]))
-    if not result:
-        return row
-    summary = result.get("summary") or {}
-    row.outcome = summary.get("outcome")
-    row.final_train_loss = summary.get("final_train_loss")
-    row.final_val_loss = summary.get("final_val_loss")
-    probes = (result.get("gradient_flow") or {}).get("probes") or []
-    if probes:
-        row.grad_ratio_init = probes[0].get("end_to_end_ratio")
-        row.verdict_init = probes[0].get("verdict")
-        row.grad_ratio_end = probes[-1].get("end_to_end_ratio")
-    alignment = (result.get("trajectory") or {}).get("alignment") or {}
-    row.alignment_mean = alignment.get("mean")
-    interpolation = (result.get("linearity") or {}).get("interpolation") or {}
-    row.mli_largest_bump = interpolation.get("largest_bump")
-    findings = result.get("findings") or []
-    row.findings_critical = sum(1 for f in findings if f.get("severity") == "critical")
-    row.findings_warning = sum(1 for f in findings if f.get("severity") == "warning")
-    row.findings_info = sum(1 for f in findings if f.get("severity") == "info")
+    if result:
+        row.metrics = {c.name: c.read(result) for c in RESULT_COLUMNS if c.read is not None}
     return row
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from worker.core.errors import CallbackRefused
-from worker.jobs.store import JobRecord
+from worker.jobs.records import JobRecord
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,25 @@ def _parse(url: str) -> tuple[str, str, int, str]:
         raise CallbackRefused("callback_url has no host")
     if parts.fragment:
         raise CallbackRefused("callback_url must not have a fragment")
+    _check_path(parts.path)
     return scheme, host, port or default_port(scheme), parts.netloc
+
+
+#: Percent-encodings that let a path change meaning after the allowlist check: dots (dot
+#: segments), slashes and backslashes (segment boundaries a server may decode).
+_ENCODED = ("%2e", "%2f", "%5c")
+
+
+def _check_path(path: str) -> None:
+    """Refuse paths a receiver could resolve to another place than the one matched: dot
+    segments (``/ci/../admin``: removed by clients and servers after the prefix check),
+    encoded dots or slashes, and backslashes."""
+    lowered = path.lower()
+    if any(code in lowered for code in _ENCODED) or "\\" in path:
+        raise CallbackRefused("callback_url path must not contain encoded dots or slashes, or "
+                              "backslashes")
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise CallbackRefused("callback_url path must not contain '.' or '..' segments")
 
 
 def _entry_matches(entry: str, url: str, scheme: str, host: str, port: int) -> bool | None:
@@ -99,7 +117,11 @@ def _entry_matches(entry: str, url: str, scheme: str, host: str, port: int) -> b
         given = urlsplit(url)
         normalized = urlunsplit((scheme, given.netloc.lower(), given.path, given.query, ""))
         same_origin = (p_scheme, p_host, p_port) == (scheme, host, port)
-        return True if same_origin and normalized.startswith(prefix) else None
+        # a prefix ends at a segment boundary: /ci matches /ci and /ci/x, never /ci-admin
+        at_boundary = normalized == prefix or prefix.endswith("/") or (
+            normalized[len(prefix):len(prefix) + 1] in ("/", "?"))
+        matched = same_origin and normalized.startswith(prefix) and at_boundary
+        return True if matched else None
     if lowered == "*":
         return False
     if lowered.startswith("*."):

@@ -15,9 +15,11 @@ from worker.core.logs import structure_handlers
 from worker.core.settings import get_settings
 from worker.jobs.dispatch import make_celery
 
-#: Modules a worker imports at start: the tasks, and the signal handlers of the worker
-#: liveness beat and of the reaper (both threads in the worker's main process).
-WORKER_MODULES = ("worker.runtime.tasks", "worker.runtime.liveness", "worker.runtime.reaper")
+#: Modules a worker imports at start: the tasks, the signal handlers of the worker liveness
+#: beat and of the reaper (both threads in the worker's main process), and the set-up of each
+#: training process (memory ceiling, warm-up).
+WORKER_MODULES = ("worker.runtime.tasks", "worker.runtime.liveness", "worker.runtime.reaper",
+                  "worker.runtime.child")
 
 
 @after_setup_logger.connect

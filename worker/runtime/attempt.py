@@ -28,15 +28,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from worker.core.errors import JobNotFound, JobStateConflict, StoreUnavailable, TrainabilityError
 from worker.core.logs import job_context
 from worker.core.spec import ExperimentSpec
-from worker.jobs.store import (
+from worker.jobs.records import (
     CANCEL_REASON,
     Claim,
     FinalStatus,
     JobRecord,
     JobStatus,
-    JobStore,
     Lease,
 )
+from worker.jobs.store import JobStore
 from worker.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -164,9 +164,16 @@ class ProgressReporter:
         return self.superseded or self.cancel_requested
 
 
+OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "Unable to allocate")
+
+
 def describe_error(exc: BaseException) -> str:
     """``Type: message`` for the job record: what went wrong, without a traceback."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, MemoryError) or any(s in str(exc) for s in OUT_OF_MEMORY):
+        text = ("out of memory: the run needed more memory than this training process may "
+                f"use (see the dry run's memory_bytes and TRAINABILITY_WORKER_MEMORY_FRACTION)"
+                f". {text}")
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 

@@ -38,15 +38,14 @@ from celery.signals import worker_ready, worker_shutdown
 
 from worker.core.errors import TrainabilityError
 from worker.core.settings import Settings, get_settings
+from worker.jobs.broker import UNACKED_KEY
 from worker.jobs.dispatch import CeleryDispatcher, make_celery
 from worker.jobs.redis_conn import translate_redis_errors
-from worker.jobs.store import RedisJobStore, store_from_settings
+from worker.jobs.redis_store import RedisJobStore, store_from_settings
 from worker.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
-#: Redis keys of kombu's Redis transport: messages reserved by workers, not yet acknowledged.
-UNACKED_KEY = "unacked"
 _JOB_ID_IN_MESSAGE = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
 _LIST_CHUNK = 1000
 

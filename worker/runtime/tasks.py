@@ -17,7 +17,7 @@ from worker.core.logs import job_context
 from worker.core.settings import get_settings
 from worker.core.spec import ExperimentSpec
 from worker.jobs.dispatch import DELIVER_WEBHOOK_TASK, RUN_EXPERIMENT_TASK, CeleryDispatcher
-from worker.jobs.store import RedisJobStore, store_from_settings
+from worker.jobs.redis_store import RedisJobStore, store_from_settings
 from worker.runtime.app import app
 from worker.runtime.attempt import ProgressFn, StopFn, execute_job
 from worker.runtime.webhook_delivery import deliver_webhook

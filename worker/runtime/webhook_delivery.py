@@ -18,7 +18,8 @@ import httpx
 
 from worker.core.errors import CallbackRefused, JobNotFound
 from worker.core.settings import Settings
-from worker.jobs.store import JobRecord, RedisJobStore, utcnow
+from worker.jobs.records import JobRecord, utcnow
+from worker.jobs.redis_store import RedisJobStore
 from worker.jobs.webhooks import (
     EVENT,
     USER_AGENT,

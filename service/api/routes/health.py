@@ -6,10 +6,12 @@ from fastapi import APIRouter
 
 from service.api.deps import RegistryDep, StoreDep
 from service.api.errors import NotReady
-from service.schemas.experiments import Health, Readiness, WorkerPublic, problem_responses
+from service.schemas.health import Health, Readiness, WorkerPublic
+from service.schemas.problems import problem_responses
 from worker.core.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
+
 
 @router.get("/healthz", response_model=Health)
 def healthz() -> Health:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import HTMLResponse
@@ -16,7 +16,7 @@ from service.reports.plots import (
     render,
     sweep_plot,
 )
-from service.schemas.experiments import problem_responses
+from service.schemas.problems import problem_responses
 from service.usecases.sweeps import owned_sweep, point_states, progress_of, rows_of, varied_columns
 from worker.core.errors import ResultNotReady
 from worker.core.sweeps import METRICS
@@ -33,12 +33,11 @@ _IMAGE: dict[int | str, dict[str, Any]] = {
 ExperimentPlotName = Literal[
     "gradient_flow_heatmap", "gains", "loss", "interpolation", "alignment"
 ]
-SweepPlotName = Literal[
-    "grad_ratio_init", "grad_ratio_end", "final_train_loss", "final_val_loss",
-    "alignment_mean", "mli_largest_bump",
-]
+if TYPE_CHECKING:
+    SweepPlotName = str
+else:  # the plotted columns of worker.core.sweeps.TABLE, in plot order
+    SweepPlotName = Literal[METRICS]
 assert set(ExperimentPlotName.__args__) == set(EXPERIMENT_PLOTS)  # type: ignore[attr-defined]
-assert set(SweepPlotName.__args__) == set(METRICS)  # type: ignore[attr-defined]
 FormatParam = Annotated[Literal["png", "svg"], Path(description="Image format.")]
 
 

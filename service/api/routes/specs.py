@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from service.api.deps import SettingsDep
-from service.schemas.experiments import problem_responses
+from service.schemas.problems import problem_responses
 from service.schemas.specs import SpecValidation
 from service.usecases.dry_run import dry_run
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query, Response
 
 from service.api.deps import CallerDep, DispatcherDep, SettingsDep, StoreDep, SweepStoreDep
-from service.schemas.experiments import problem_responses
+from service.schemas.problems import problem_responses
 from service.schemas.sweeps import (
     RerunRequest,
     SweepAccepted,

@@ -1,4 +1,5 @@
-"""The training loop against a plain PyTorch loop, divergence detection, determinism."""
+"""The training loop against a plain PyTorch loop, divergence detection, determinism; gradient
+clipping and lr schedules against a hand-written loop."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from tests.worker.compute.conftest import CPU
+from tests.worker.conftest import MLP, VEC, make
 from worker.compute.data import make_dataset
 from worker.compute.model import build_model
 from worker.compute.pipeline import run_experiment
 from worker.compute.training import train
+from worker.core.spec import ExperimentSpec
 
 
 def plain_loop_losses(spec, steps):
@@ -161,3 +166,101 @@ def test_result_matches_its_documented_schema(spec_factory, model, data):
     parsed = ExperimentResult.model_validate(result)
     assert parsed.gradient_flow is not None and parsed.linearity is not None
     assert parsed.trajectory is not None and parsed.curvature is not None
+
+
+def plain_loop(spec: ExperimentSpec, lrs: list[float], clip: float | None) -> nn.Module:
+    """SGD+momentum by hand, same batches, explicit per-step lr, clip_grad_norm_ when asked."""
+    torch.manual_seed(spec.training.seed)
+    data = make_dataset(spec.data, spec.training.seed, CPU)
+    model = build_model(spec)
+    opt = torch.optim.SGD(model.parameters(), lr=lrs[0], momentum=spec.optimizer.momentum)
+    n, b = data.x_train.shape[0], spec.training.batch_size
+    g = torch.Generator().manual_seed(spec.training.seed)
+    perm, pos = torch.randperm(n, generator=g), 0
+    for lr in lrs:
+        if pos + b > n:
+            perm, pos = torch.randperm(n, generator=g), 0
+        idx = perm[pos : pos + b]
+        pos += b
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+    return model
+
+
+
+def params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.usefixtures("one_thread")
+
+def test_clipping_and_schedule_match_a_plain_loop():
+    steps, lr = 12, 0.5
+    spec = make(
+        MLP,
+        VEC,
+        optimizer={
+            "lr": lr,
+            "momentum": 0.9,
+            "clip_grad_norm": 0.05,
+            "schedule": {"kind": "cosine", "warmup_steps": 3, "min_factor": 0.1},
+        },
+        training={"steps": steps},
+        preset="off",
+    )
+    warm = 3
+    lrs = [
+        lr
+        * (
+            (s + 1) / warm
+            if s < warm
+            else 0.1 + 0.9 * (1 + math.cos(math.pi * (s - warm) / (steps - warm))) / 2
+        )
+        for s in range(steps)
+    ]
+    torch.manual_seed(0)
+    model = build_model(spec)
+    train(spec, model, make_dataset(spec.data, 0, CPU))
+    reference = plain_loop(spec, lrs, clip=0.05)
+    torch.testing.assert_close(params(model), params(reference), rtol=1e-5, atol=1e-6)
+    unclipped = plain_loop(spec, lrs, clip=None)
+    assert not torch.allclose(params(unclipped), params(reference), atol=1e-3)
+
+
+@pytest.mark.usefixtures("one_thread")
+
+def test_clipping_bounds_each_update():
+    clip, lr = 1e-3, 2.0
+    for steps in (1, 2, 3):
+        spec = make(
+            MLP,
+            VEC,
+            optimizer={"lr": lr, "momentum": 0.0, "clip_grad_norm": clip},
+            training={"steps": steps},
+            preset="off",
+        )
+        torch.manual_seed(0)
+        model = build_model(spec)
+        before = params(model)
+        train(spec, model, make_dataset(spec.data, 0, CPU))
+        # plain SGD: each update is lr * clipped gradient, so the path is at most steps*lr*clip
+        assert float((params(model) - before).norm()) <= steps * lr * clip * (1 + 1e-5)
+    # and a single step is exactly lr*clip long (the gradient is far above the clip)
+    spec = make(
+        MLP,
+        VEC,
+        optimizer={"lr": lr, "momentum": 0.0, "clip_grad_norm": clip},
+        training={"steps": 1},
+        preset="off",
+    )
+    torch.manual_seed(0)
+    model = build_model(spec)
+    before = params(model)
+    train(spec, model, make_dataset(spec.data, 0, CPU))
+    assert float((params(model) - before).norm()) == pytest.approx(lr * clip, rel=1e-4)

@@ -109,3 +109,18 @@ def test_sorting_puts_nulls_last_both_ways_and_keeps_ties_in_point_order():
     assert [r.point for r in sort_rows(rows, "grad_ratio_init")] == [2, 0, 1, 3]
     assert [r.point for r in sort_rows(rows, "grad_ratio_init", True)] == [0, 2, 1, 3]
     assert [r.point for r in sort_rows(rows, "v", True)] == [3, 0, 2, 1]
+
+
+def test_the_column_list_gives_the_table_its_names_scales_and_plots():
+    from worker.core.sweeps import COLUMNS, LOG_COLUMNS, METRICS, RESULT_COLUMNS, TABLE, Row
+
+    assert COLUMNS == tuple(c.name for c in TABLE) and len(set(COLUMNS)) == len(COLUMNS)
+    assert set(METRICS) == {c.name for c in TABLE if c.plot is not None}
+    assert all(c.label and c.read is not None for c in TABLE if c.plot is not None)
+    assert LOG_COLUMNS <= set(METRICS)
+    # a row answers every column: the result columns as attributes, null without a result
+    row = table_row(0, {"v": 1}, ["j"], "queued", None)
+    assert [row.get(c) for c in COLUMNS] == [0, "queued", *[None] * len(RESULT_COLUMNS), "j"]
+    with pytest.raises(AttributeError):
+        row.not_a_column  # noqa: B018
+    assert isinstance(table_row(0, {}, [], "queued", RESULT), Row)

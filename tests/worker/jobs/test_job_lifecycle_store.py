@@ -9,7 +9,8 @@ import time
 import pytest
 
 from worker.core.errors import IdempotencyKeyReused, JobNotFound, JobStateConflict, QuotaExceeded
-from worker.jobs.store import Lease, RedisJobStore
+from worker.jobs.records import Lease
+from worker.jobs.redis_store import RedisJobStore
 
 DB = 12
 RETENTION = 3600

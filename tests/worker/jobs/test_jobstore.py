@@ -10,8 +10,9 @@ import redis
 
 from worker.core.errors import InvalidCursor, JobNotFound, JobStateConflict, StoreUnavailable
 from worker.core.settings import Settings
+from worker.jobs.records import STATUSES
 from worker.jobs.redis_conn import connect
-from worker.jobs.store import STATUSES, RedisJobStore
+from worker.jobs.redis_store import RedisJobStore
 
 RETENTION = 3600
 SPEC = '{"spec_version":1}'

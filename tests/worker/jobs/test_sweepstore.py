@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from worker.core.errors import InvalidCursor, SweepNotFound
-from worker.jobs.sweep_store import RedisSweepStore, SweepPoint, SweepRecord, new_sweep_id
+from worker.jobs.records import SweepPoint, SweepRecord, new_sweep_id
+from worker.jobs.sweep_store import RedisSweepStore
 
 DB = 5
 TTL = 600

@@ -14,7 +14,7 @@ import pytest
 
 from worker.core.errors import CallbackRefused
 from worker.core.settings import Settings
-from worker.jobs.store import RedisJobStore
+from worker.jobs.redis_store import RedisJobStore
 from worker.jobs.webhooks import (
     check_callback_url,
     match_allowlist,

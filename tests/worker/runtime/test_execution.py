@@ -7,7 +7,7 @@ import json
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker.jobs.store import RedisJobStore
+from worker.jobs.redis_store import RedisJobStore
 from worker.runtime.attempt import ProgressReporter, describe_error, execute_job
 
 DB = 1  # JOBSTORE_DB in tests/conftest.py

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from worker.jobs.store import RedisJobStore
+from worker.jobs.redis_store import RedisJobStore
 from worker.runtime.attempt import ProgressReporter, eta_seconds, execute_job
 
 DB = 12

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from worker.core.settings import Settings
+from worker.jobs.broker import UNACKED_KEY
 from worker.jobs.dispatch import CeleryDispatcher
-from worker.jobs.store import RedisJobStore
-from worker.runtime.reaper import UNACKED_KEY, Reaper, ReaperThread, job_ids_in_broker
+from worker.jobs.redis_store import RedisJobStore
+from worker.runtime.reaper import Reaper, ReaperThread, job_ids_in_broker
 
 DB = 14
 SPEC = '{"spec_version":1}'

@@ -4,19 +4,27 @@
   keyed by step to ``records``;
 - ``after_update(model, step)`` runs after an optimizer step while ``wants_update`` is set
   (the update-to-weight ratio needs the weights before and after one real update);
-- ``at_end(ctx)`` runs once after training and sets ``summary`` (interpolation, alignment).
+- ``at_end(ctx)`` runs once after training and sets ``summary`` (interpolation, alignment);
+- ``report(ctx)`` writes the numbers into the diagnostic's result section (the one its group
+  names in ``worker/core/diagnostic_groups.py``); by default the section is
+  ``{"probes": records, **summary}``.
+
+Each diagnostic module also has a probe factory, ``build(BuildContext) -> Diagnostic | None``,
+which ``registry.py`` maps to the groups the diagnostic serves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from torch import Tensor
 
 from worker.compute.diagnostics.capture import ProbeCapture
 from worker.compute.model import Net
+from worker.core.diagnostic_groups import GROUPS_BY_NAME
+from worker.core.spec import DiagnosticsSpec, ExperimentSpec
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -38,8 +46,52 @@ class ProbeContext:
     theta0: Tensor | None  # flattened parameters at initialization (host), when kept
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What a probe factory may read: the spec, the built model and the groups switched on."""
+
+    spec: ExperimentSpec
+    model: Net
+    groups: frozenset[str]
+
+    @property
+    def settings(self) -> DiagnosticsSpec:
+        return self.spec.diagnostics
+
+    @property
+    def seed(self) -> int:
+        return self.spec.training.seed
+
+
+@dataclass
+class ReportContext:
+    """The result sections being assembled (by section name), and what a report may read."""
+
+    spec: ExperimentSpec
+    model: Net
+    sections: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def _key(group: str) -> str:
+        return GROUPS_BY_NAME[group].section.name
+
+    def section(self, group: str) -> dict[str, Any]:
+        """The section ``group`` writes into, created empty on first use."""
+        section: dict[str, Any] = self.sections.setdefault(self._key(group), {})
+        return section
+
+    def existing(self, group: str) -> dict[str, Any] | None:
+        """The section ``group`` adds to, when an earlier diagnostic built it (else None)."""
+        section: dict[str, Any] | None = self.sections.get(self._key(group))
+        return section
+
+    def set_section(self, group: str, value: Any) -> None:
+        """Make ``value`` the whole section ``group`` writes into."""
+        self.sections[self._key(group)] = value
+
+
 class Diagnostic:
-    """Base class: no-op hooks, a record list and a summary."""
+    """Base class: no-op hooks, a record list, a summary and the default report."""
 
     name: ClassVar[str] = ""
     needs_capture: ClassVar[bool] = False
@@ -58,3 +110,14 @@ class Diagnostic:
 
     def at_end(self, ctx: ProbeContext) -> None:
         """Measure once after training; set ``self.summary``."""
+
+    def records_and_summary(self) -> dict[str, Any]:
+        """``{"probes": records, **summary}``: the shape of most result sections."""
+        return {"probes": self.records, **(self.summary or {})}
+
+    def report(self, ctx: ReportContext) -> None:
+        """Write the numbers into the result section of this diagnostic's group."""
+        ctx.set_section(self.name, self.records_and_summary())
+
+
+ProbeFactory = Callable[[BuildContext], Diagnostic | None]

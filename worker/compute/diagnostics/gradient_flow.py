@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 from worker.compute.diagnostics.capture import ProbeCapture
 
 Verdict = Literal["vanishing", "exploding", "healthy"]
@@ -54,6 +54,20 @@ class GradientFlow(Diagnostic):
         assert ctx.capture is not None
         self.records.append(self.compute(ctx.capture))
 
+    def report(self, ctx: ReportContext) -> None:
+        """The gradient_flow section; update_ratio, mean_field and recurrent add to it."""
+        for record in self.records:
+            record["update_to_weight"] = None
+            record["end_to_end_verdict"] = record["verdict"]
+        ctx.set_section(self.name, {
+            "layers": ctx.model.probe_names(),
+            "weight_layers": [name for name, _ in ctx.model.weight_layers()],
+            "probe_steps": [p["step"] for p in self.records],
+            "probes": self.records,
+            "mean_field": None,
+            "recurrent": None,
+        })
+
     def compute(self, cap: ProbeCapture) -> dict[str, Any]:
         grad_rms = [rms(g) for g in cap.block_output_grads]
         if not grad_rms:  # no nonlinear stage to observe (a purely linear body)
@@ -83,3 +97,7 @@ class GradientFlow(Diagnostic):
                 _safe_ratio(g, w) for g, w in zip(weight_grad_norms, weight_norms, strict=True)
             ],
         }
+
+
+def build(ctx: BuildContext) -> GradientFlow:
+    return GradientFlow(ctx.settings.vanishing_ratio, ctx.settings.exploding_ratio)

@@ -13,7 +13,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from worker.compute.diagnostics.base import Diagnostic, LossFn, ProbeContext
+from worker.compute.diagnostics.base import (
+    BuildContext,
+    Diagnostic,
+    LossFn,
+    ProbeContext,
+    ReportContext,
+)
 from worker.compute.diagnostics.capture import dropout_off
 from worker.compute.model import Net
 
@@ -104,3 +110,10 @@ class Interpolation(Diagnostic):
                 isinstance(m, nn.modules.batchnorm._BatchNorm) for m in ctx.model.modules()
             ),
         }
+
+    def report(self, ctx: ReportContext) -> None:
+        ctx.section(self.name)["interpolation"] = self.summary
+
+
+def build(ctx: BuildContext) -> Interpolation:
+    return Interpolation(ctx.settings.interpolation_points)

@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.func import functional_call, jvp
 from torch.nn.utils import parameters_to_vector
 
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 from worker.compute.diagnostics.capture import probe_mode, unrolled_recurrence
 from worker.compute.model import Net
 
@@ -58,3 +58,10 @@ class LinearizationGap(Diagnostic):
         theta_end = parameters_to_vector(ctx.model.parameters()).detach().clone()
         theta0 = ctx.theta0.to(device=theta_end.device, dtype=theta_end.dtype)
         self.summary = {"gap": linearization_gap(ctx.model, theta0, theta_end, ctx.x)}
+
+    def report(self, ctx: ReportContext) -> None:
+        ctx.section(self.name)["linearization_gap"] = self.summary
+
+
+def build(ctx: BuildContext) -> LinearizationGap:
+    return LinearizationGap()

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp
 
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 from worker.compute.diagnostics.capture import unrolled_recurrence
 from worker.compute.model import Net
 
@@ -87,9 +87,16 @@ class LocalLinearity(Diagnostic):
                 "median_error_at_end": last["median_error"],
             }
 
+    def report(self, ctx: ReportContext) -> None:
+        ctx.section(self.name)["local_linearity"] = self.records_and_summary()
+
 
 def _nan_stat(values: Tensor, stat: str) -> float | None:
     kept = values[~values.isnan()]
     if kept.numel() == 0:
         return None
     return float(kept.median() if stat == "median" else kept.mean())
+
+
+def build(ctx: BuildContext) -> LocalLinearity:
+    return LocalLinearity(ctx.settings.linearity_scales, ctx.seed + 2)

@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 
-from worker.compute.activations import get_activation, kaiming_gain
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.activations import get_activation
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 from worker.compute.diagnostics.gradient_flow import rms
+from worker.core.activation_table import kaiming_gain
 from worker.core.spec import ActivationLayer, ExperimentSpec, FamilyModel
 
 _CELLS, _SPAN = 40_000, 10.0
@@ -114,3 +115,13 @@ class MeanField(Diagnostic):
             a / b if b > 0 else None for a, b in zip(grad_rms[:-1], grad_rms[1:], strict=True)
         ]
         self.summary = {"applicable": True, "step": 0, **prediction, "measured_gains": measured}
+
+    def report(self, ctx: ReportContext) -> None:
+        """The prediction sits beside the measured gains in the gradient_flow section."""
+        flow = ctx.existing(self.name)
+        if flow is not None:
+            flow["mean_field"] = self.summary
+
+
+def build(ctx: BuildContext) -> MeanField:
+    return MeanField(ctx.spec)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from worker.compute.diagnostics.base import Diagnostic, LossFn, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, LossFn, ProbeContext
 from worker.compute.diagnostics.capture import probe_mode, unrolled_recurrence
 from worker.compute.model import Net
 
@@ -64,3 +64,7 @@ class NoiseScale(Diagnostic):
             }
             return
         self.records.append({"step": ctx.step, **noise_scale(ctx.model, ctx.loss_fn, ctx.x, ctx.y)})
+
+
+def build(ctx: BuildContext) -> NoiseScale:
+    return NoiseScale()

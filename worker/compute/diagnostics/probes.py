@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -112,7 +111,3 @@ class ProbeSet:
             ctx = self.context(model, step)
             for diagnostic in self.diagnostics:
                 diagnostic.at_end(ctx)
-
-    def results(self) -> dict[str, dict[str, Any]]:
-        """Per diagnostic: its records by step and its end-of-run summary."""
-        return {d.name: {"probes": d.records, "summary": d.summary} for d in self.diagnostics}

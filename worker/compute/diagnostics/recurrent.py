@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import Tensor
 
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 from worker.compute.diagnostics.capture import RecurrentCapture
 from worker.compute.diagnostics.gradient_flow import rms
 
@@ -85,3 +85,27 @@ class ThroughTime(Diagnostic):
         if ctx.capture.recurrent:
             layers = [through_time(c, self.exploding_above) for c in ctx.capture.recurrent]
             self.records.append({"step": ctx.step, "layers": layers})
+
+    def report(self, ctx: ReportContext) -> None:
+        """Into the gradient_flow section; its probes' overall verdict also weighs the gradient
+        through time (sequence models)."""
+        flow = ctx.existing(self.name)
+        if flow is None:
+            return
+        flow["recurrent"] = self.records
+        by_step = {rec["step"]: rec["layers"] for rec in self.records}
+        for record in flow["probes"]:
+            verdicts = [
+                record["end_to_end_verdict"],
+                *(x["verdict"] for x in by_step.get(record["step"], [])),
+            ]
+            record["verdict"] = next(
+                (v for v in ("exploding", "vanishing") if v in verdicts), "healthy"
+            )
+
+
+def build(ctx: BuildContext) -> ThroughTime | None:
+    """None for a model without recurrent layers."""
+    if not ctx.model.recurrent_layers():
+        return None
+    return ThroughTime(ctx.settings.exploding_ratio)

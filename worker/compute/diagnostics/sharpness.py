@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from worker.compute.diagnostics.base import Diagnostic, LossFn, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, LossFn, ProbeContext
 from worker.compute.diagnostics.capture import probe_mode, unrolled_recurrence
 from worker.compute.model import Net
 
@@ -57,3 +57,7 @@ class Sharpness(Diagnostic):
                 "lr": ctx.lr,
             }
         )
+
+
+def build(ctx: BuildContext) -> Sharpness:
+    return Sharpness(ctx.settings.sharpness_iterations, ctx.seed + 4)

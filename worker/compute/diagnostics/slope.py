@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from worker.compute.activations import Activation, get_activation
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 from worker.compute.diagnostics.capture import ProbeCapture
 from worker.core.spec import ActivationLayer
 
@@ -67,3 +67,13 @@ class SlopeStats(Diagnostic):
                 act = get_activation(ActivationLayer(name=rec.nonlinearity))
                 layers.append(slope_stats(rec.name, act, z, self.tau))
         return {"step": cap.step, "nonlinearities": layers}
+
+    def report(self, ctx: ReportContext) -> None:
+        ctx.section(self.name).update(
+            slope_threshold=ctx.spec.diagnostics.slope_threshold, probes=self.records
+        )
+
+
+def build(ctx: BuildContext) -> SlopeStats:
+    observed = [obs.activation for obs in ctx.model.observed_activations]
+    return SlopeStats(observed, ctx.settings.slope_threshold)

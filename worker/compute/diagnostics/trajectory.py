@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector
 
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 
 
 class Projector:
@@ -132,7 +132,22 @@ class Trajectory(Diagnostic):
             )
         self.summary = summary
 
+    def report(self, ctx: ReportContext) -> None:
+        ctx.set_section(self.name, self.summary)
+
 
 def _mean(values: list[float | None]) -> float | None:
     kept = [v for v in values if v is not None and math.isfinite(v)]
     return sum(kept) / len(kept) if kept else None
+
+
+def build(ctx: BuildContext) -> Trajectory:
+    """One probe serves both groups: alignment and the path share the snapshots."""
+    s = ctx.settings
+    return Trajectory(
+        s.projection_threshold,
+        s.projection_dim,
+        ctx.seed + 3,
+        alignment="alignment" in ctx.groups,
+        path="trajectory" in ctx.groups,
+    )

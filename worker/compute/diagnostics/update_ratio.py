@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from worker.compute.diagnostics.base import Diagnostic, ProbeContext
+from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
 from worker.compute.model import Net
 
 
@@ -38,3 +38,16 @@ class UpdateRatio(Diagnostic):
         self.records.append({"step": self._step, "layers": names, "update_to_weight": ratios})
         self._before = []
         self.wants_update = False
+
+    def report(self, ctx: ReportContext) -> None:
+        """The ratio goes into each gradient-flow probe record (nothing without that group)."""
+        flow = ctx.existing(self.name)
+        if flow is None:
+            return
+        updates = {u["step"]: u["update_to_weight"] for u in self.records}
+        for record in flow["probes"]:
+            record["update_to_weight"] = updates.get(record["step"])
+
+
+def build(ctx: BuildContext) -> UpdateRatio:
+    return UpdateRatio()

@@ -5,6 +5,7 @@ Every model forbids unknown fields and uses strict types, so ``"3"`` is not an i
 in a field name is an error that names the field.
 """
 
+from worker.core.diagnostic_groups import PRESETS, DiagnosticGroup, Preset
 from worker.core.spec.base import (
     ActivationName,
     DeviceRequest,
@@ -28,15 +29,7 @@ from worker.core.spec.data import (
     data_shape,
 )
 from worker.core.spec.derived import parameter_count, steps_per_epoch, total_steps
-from worker.core.spec.experiment import (
-    PRESETS,
-    DiagnosticGroup,
-    DiagnosticsSpec,
-    ExperimentSpec,
-    InitSpec,
-    Preset,
-    TrainingSpec,
-)
+from worker.core.spec.experiment import DiagnosticsSpec, ExperimentSpec, InitSpec, TrainingSpec
 from worker.core.spec.layers import (
     ActivationLayer,
     Conv2dLayer,

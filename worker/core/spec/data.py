@@ -10,13 +10,16 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from worker.core.spec.base import StrictModel, TaskType
 
 MAX_EXAMPLES = 1_000_000
 DIGITS_N = 1797
 FLOAT32_MAX = 3.4028234663852886e38
+#: Most classes (and regression outputs) a task may have: the head is a linear layer, whose
+#: width is bounded like every layer's (``layers.MAX_WIDTH``).
+MAX_OUTPUTS = 8192
 
 
 class TeacherData(StrictModel):
@@ -112,12 +115,23 @@ class InlineData(StrictModel):
     x: list[list[float]] | list[list[list[float]]] | list[list[list[list[float]]]] = Field(
         min_length=4
     )
-    y: list[int] | list[float] | list[list[float]] = Field(min_length=4)
     task: TaskType | None = Field(None, description="Default: classification for integer y.")
+    y: list[int] | list[float] | list[list[float]] = Field(min_length=4)
     layout: Literal["auto", "vector", "sequence", "image"] = Field(
         "auto", description="auto: 1-D examples are vectors, 2-D sequences, 3-D images."
     )
     val_fraction: float = Field(0.2, gt=0, lt=1)
+
+    @field_validator("y")
+    @classmethod
+    def _class_ids_fit_a_head(cls, y: list[Any], info: ValidationInfo) -> list[Any]:
+        """Class ids set the head's width, which is bounded like every layer's: checked here so
+        the error names ``data.y`` (not a layer built later from it)."""
+        classes = info.data.get("task") != "regression" and all(isinstance(v, int) for v in y)
+        if classes and y and max(y) >= MAX_OUTPUTS:
+            raise ValueError(f"class ids must be below {MAX_OUTPUTS} (the widest head), "
+                             f"got {max(y)}")
+        return y
 
     @model_validator(mode="after")
     def _consistent(self) -> InlineData:
@@ -150,6 +164,8 @@ class InlineData(StrictModel):
                 raise ValueError("regression targets must all have the same length")
             if 0 in widths:
                 raise ValueError("regression targets must not be empty lists")
+            if max((w or 1) for w in widths) > MAX_OUTPUTS:
+                raise ValueError(f"regression targets may have at most {MAX_OUTPUTS} values")
         n_val = self.n_val()
         if n_val < 1 or len(self.x) - n_val < 2:
             raise ValueError("too few examples for a train/validation split")

@@ -6,42 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
+from worker.core.diagnostic_groups import PRESETS, DiagnosticGroup, Preset
 from worker.core.spec.base import DeviceRequest, InitScheme, StrictModel
 from worker.core.spec.data import DataSpec
 from worker.core.spec.layers import FamilyModel, LayersModel
 from worker.core.spec.optim import OptimizerSpec
-
-DiagnosticGroup = Literal[
-    "gradient_flow",
-    "activations",
-    "mean_field",
-    "recurrent",
-    "update_ratio",
-    "local_linearity",
-    "alignment",
-    "interpolation",
-    "trajectory",
-    "linearization_gap",
-    "sharpness",
-    "noise_scale",
-]
-Preset = Literal["off", "basic", "standard", "full"]
-
-_BASIC: frozenset[DiagnosticGroup] = frozenset({"gradient_flow", "activations", "recurrent"})
-_STANDARD: frozenset[DiagnosticGroup] = _BASIC | {
-    "mean_field",
-    "update_ratio",
-    "local_linearity",
-    "alignment",
-    "interpolation",
-    "trajectory",
-}
-PRESETS: dict[Preset, frozenset[DiagnosticGroup]] = {
-    "off": frozenset(),
-    "basic": _BASIC,
-    "standard": _STANDARD,
-    "full": _STANDARD | {"linearization_gap", "sharpness", "noise_scale"},
-}
 
 
 class InitSpec(StrictModel):
@@ -74,7 +43,13 @@ class InitSpec(StrictModel):
 class TrainingSpec(StrictModel):
     """How long and on what to train. Give exactly one of ``steps`` or ``epochs``."""
 
-    steps: int | None = Field(None, ge=1, le=10_000_000)
+    steps: int | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="Updates to take; 0 is a preflight: the step-0 diagnosis and its findings, "
+        "without training.",
+    )
     epochs: int | None = Field(None, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1, le=65_536)
     seed: int = Field(0, ge=0, le=2**31 - 1)

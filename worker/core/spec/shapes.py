@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from worker.core.spec.data import DataShape, data_shape
 from worker.core.spec.experiment import ExperimentSpec
 from worker.core.spec.layers import (
@@ -42,7 +44,6 @@ FAMILY_INPUT: dict[str, InputKind] = {
     "mlp": "vector", "resmlp": "vector", "cnn": "image",
     "rnn": "sequence", "gru": "sequence", "lstm": "sequence",
 }
-BYTES_PER_FLOAT = 4
 
 
 class ShapeError(ValueError):
@@ -80,10 +81,6 @@ class Analysis:
         """Forward, backward (about twice the forward) and update, for one batch."""
         return 3 * self.flops_per_example * batch + 4 * self.parameters
 
-    def memory_bytes(self, batch: int) -> int:
-        """Weights, gradients and momentum buffers, plus stored activations for one batch."""
-        return BYTES_PER_FLOAT * (3 * self.parameters + self.activation_floats_per_example * batch)
-
 
 def projection_stride(shape: Shape, out: Shape) -> int | None:
     """The stride of a 1x1 convolution mapping image ``shape`` to ``out``'s height and width
@@ -104,7 +101,22 @@ def body_layers(spec: ExperimentSpec, shape: DataShape) -> list[Layer]:
 
 
 def analyze(spec: ExperimentSpec) -> Analysis:
-    """Infer every layer's shape and the model's cost; :class:`ShapeError` if one can't."""
+    """Infer every layer's shape and the model's cost; :class:`ShapeError` if one can't.
+
+    Layers built here from other fields (the head from the data, a family's blocks) are
+    validated like submitted ones; should one still be refused, that is a :class:`ShapeError`
+    naming the data or the model, never an unhandled ``ValidationError`` (a 500).
+    """
+    try:
+        return _analyze(spec)
+    except ValidationError as exc:
+        loc: Loc = ("model",) if isinstance(spec.model, FamilyModel) else ("data",)
+        first = exc.errors()[0]
+        raise ShapeError(loc, f"the design implies an invalid {exc.title}: {first['msg']} "
+                         f"({'.'.join(str(p) for p in first['loc'])})") from exc
+
+
+def _analyze(spec: ExperimentSpec) -> Analysis:
     shape = data_shape(spec.data)
     family = isinstance(spec.model, FamilyModel)
     if family:

@@ -1,0 +1,133 @@
+"""Experiment operations behind ``/v1/experiments``: plain functions over the job store.
+
+Each takes the store (and the dispatcher, settings, caller it needs), returns records, and
+raises domain errors (``worker.core.errors``); the routes turn those into schemas and HTTP.
+With auth on, another key's job is ``JobNotFound`` everywhere, exactly like an unknown id.
+
+Submitting writes the job record before the task is enqueued; a failed enqueue fails the job
+(and frees its Idempotency-Key) and is a 503, so a retry can succeed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from service.auth import Caller
+from service.live.events import ExperimentEvents
+from service.schemas.experiments import ExperimentCreate
+from service.settings import ServiceSettings
+from worker.core.budgets import check_budgets
+from worker.core.errors import BrokerUnavailable, JobNotFound, TrainabilityError
+from worker.jobs.dispatch import JobDispatcher, queue_for
+from worker.jobs.records import JobPage, JobRecord, JobStatus
+from worker.jobs.store import JobFeed, JobStore
+from worker.jobs.webhooks import check_callback_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submitted job, and whether this call created it (False: an idempotent replay)."""
+
+    job: JobRecord
+    created: bool
+
+
+def submit_experiment(
+    body: ExperimentCreate,
+    *,
+    settings: ServiceSettings,
+    store: JobStore,
+    dispatcher: JobDispatcher,
+    caller: Caller,
+    idempotency_key: str | None = None,
+) -> Submission:
+    """Check the spec against the budgets and the callback against the allowlist, record the
+    job (once per Idempotency-Key), then enqueue it."""
+    check_budgets(body, settings)
+    if body.callback_url is not None:
+        check_callback_url(body.callback_url, settings.webhook_allowlist)
+    queue = queue_for(body.training.device, settings)
+    if idempotency_key is None:
+        job = store.create(body.spec_json(), name=body.name, queue=queue, owner=caller.name,
+                           callback_url=body.callback_url, max_active=caller.max_queued)
+        created = True
+    else:
+        fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+        job, created = store.create_idempotent(
+            body.spec_json(), name=body.name, queue=queue, owner=caller.name,
+            callback_url=body.callback_url, max_active=caller.max_queued,
+            idempotency_key=idempotency_key, fingerprint=fingerprint,
+            ttl_s=settings.idempotency_ttl_s,
+        )
+    if created:
+        _enqueue(store, dispatcher, job, queue, caller=caller, idempotency_key=idempotency_key)
+    return Submission(job=job, created=created)
+
+
+def _enqueue(store: JobStore, dispatcher: JobDispatcher, job: JobRecord, queue: str, *,
+             caller: Caller, idempotency_key: str | None) -> None:
+    try:
+        dispatcher.enqueue(job.id, queue=queue)
+    except BrokerUnavailable as exc:
+        with contextlib.suppress(TrainabilityError):  # best effort: the 503 is what matters
+            store.finish(job.id, "failed", error=f"not enqueued: {exc}")
+        if idempotency_key is not None:  # a retry with this key must be able to succeed
+            with contextlib.suppress(TrainabilityError):
+                store.forget_idempotency_key(caller.name, idempotency_key)
+        raise
+    log.info("experiment submitted to %s", queue, extra={"job_id": job.id})
+
+
+def get_experiment(store: JobStore, job_id: str, caller: Caller) -> JobRecord:
+    """The caller's job, or ``JobNotFound``."""
+    return caller.check_owns(store.get(job_id))
+
+
+def list_experiments(
+    store: JobStore, caller: Caller, *, status: JobStatus | None = None, limit: int = 20,
+    cursor: str | None = None,
+) -> JobPage:
+    """The caller's jobs (every job with auth off), newest first, one page."""
+    return store.list_jobs(status=status, limit=limit, cursor=cursor, owner=caller.name)
+
+
+def cancel_experiment(
+    store: JobStore, dispatcher: JobDispatcher, job_id: str, caller: Caller
+) -> JobRecord:
+    """Ask the job to stop (a queued one is cancelled at once); the job as it is now.
+
+    ``JobStateConflict`` when it has already ended. A job cancelled here and now that has a
+    callback_url gets its webhook queued (best effort: the reaper resends from the outbox).
+    """
+    get_experiment(store, job_id, caller)
+    status = store.request_cancel(job_id)
+    job = store.get(job_id)
+    log.info("cancel requested (now %s)", status, extra={"job_id": job_id})
+    if status == "cancelled" and job.callback_url:
+        with contextlib.suppress(TrainabilityError):
+            dispatcher.send_webhook(job_id)
+    return job
+
+
+def delete_experiment(store: JobStore, job_id: str, caller: Caller) -> None:
+    """Delete a final job; ``JobStateConflict`` while it is queued or running."""
+    get_experiment(store, job_id, caller)
+    store.delete(job_id)
+    log.info("experiment deleted", extra={"job_id": job_id})
+
+
+async def follow_experiment(
+    feed: JobFeed, job_id: str, caller: Caller, *, heartbeat_s: float, poll_s: float
+) -> ExperimentEvents:
+    """The job's open event stream (subscribed, first state read), or ``JobNotFound``."""
+    stream = ExperimentEvents(feed, job_id, heartbeat_s=heartbeat_s, poll_s=poll_s)
+    first = await stream.open()
+    if caller.name is not None and first.owner != caller.name:
+        await stream.close()
+        raise JobNotFound(job_id)
+    return stream

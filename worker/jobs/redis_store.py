@@ -1,0 +1,341 @@
+"""``JobStore`` on Redis (``RedisJobStore``), and ``store_from_settings``.
+
+The key layout and the Lua scripts are ``worker/jobs/redis_layout.py`` (and ``lua/``); how
+records are written is ``worker/jobs/codec.py``; reads over many jobs (pages, the reaper's
+views, pruning, counts) are ``worker/jobs/redis_indexes.py``; the asynchronous view for event
+streams is ``worker/jobs/redis_feed.py``. Every Redis call runs inside
+``translate_redis_errors``, so callers see domain errors only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import redis
+
+from worker.core.errors import (
+    IdempotencyKeyReused,
+    JobNotFound,
+    JobStateConflict,
+    QuotaExceeded,
+)
+from worker.core.settings import Settings
+from worker.jobs import codec
+from worker.jobs.records import (
+    ALLOWED_FROM,
+    CANCEL_QUEUED_REASON,
+    CANCEL_REASON,
+    DURATION_BUCKETS,
+    FINAL_STATUSES,
+    JOB_ID_RE,
+    OWNER_RE,
+    Claim,
+    ClaimOutcome,
+    FinalStatus,
+    JobPage,
+    JobRecord,
+    JobStatus,
+    LeaseAnswer,
+    ReapOutcome,
+    RunningJob,
+    StoreSnapshot,
+    bucket_label,
+    exhausted_reason,
+    new_job_id,
+    utcnow,
+)
+from worker.jobs.redis_conn import connect, translate_redis_errors
+from worker.jobs.redis_indexes import JobIndexes
+from worker.jobs.redis_layout import JOB_SCRIPTS, JobKeys, job_script
+
+
+def store_from_settings(settings: Settings) -> RedisJobStore:
+    """The Redis job store configured by ``settings`` (one connection pool)."""
+    return RedisJobStore(
+        connect(settings), prefix=settings.key_prefix, retention_seconds=settings.retention_seconds
+    )
+
+
+class RedisJobStore(JobKeys):
+    """``JobStore`` on Redis. Its key names (``JobKeys``) are its own and its tests'; callers
+    use the ``JobStore`` methods only."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, retention_seconds: int) -> None:
+        super().__init__(prefix)
+        self._r = client
+        self._ttl = retention_seconds
+        self._scripts = {name: client.register_script(job_script(name)) for name in JOB_SCRIPTS}
+        self._indexes = JobIndexes(client, self)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The connection pool (for the process wiring it up: share it, do not read keys)."""
+        return self._r
+
+    def _run(self, script: str, job_id: str, params: dict[str, Any], *extra: str) -> Any:
+        params = {
+            "ttl": self._ttl, "channel": self.events_channel(job_id),
+            "buckets": [[b, bucket_label(b)] for b in DURATION_BUCKETS], **params,
+        }
+        with translate_redis_errors():
+            return self._scripts[script](keys=self.script_keys(job_id, *extra),
+                                         args=[json.dumps(params)])
+
+    # --- JobStore: the API ---------------------------------------------------------------
+
+    def ping(self) -> None:
+        with translate_redis_errors():
+            self._r.ping()
+
+    def redis_time(self) -> float:
+        """Now on the Redis clock (unix seconds): the clock of ``queued_ts``/``started_ts``."""
+        with translate_redis_errors():
+            seconds, micros = self._r.time()
+        return seconds + micros / 1e6
+
+    def create(
+        self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None,
+        owner: str | None = None, callback_url: str | None = None,
+        max_active: int | None = None,
+    ) -> JobRecord:
+        record, _ = self._create_job(
+            spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
+            callback_url=callback_url, max_active=max_active,
+        )
+        return record
+
+    def create_idempotent(
+        self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
+        fingerprint: str, ttl_s: int, owner: str | None = None,
+        callback_url: str | None = None, max_active: int | None = None,
+        sweep_id: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        return self._create_job(
+            spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
+            callback_url=callback_url, max_active=max_active,
+            idempotency=(self.idempotency_key(owner, idempotency_key), fingerprint, ttl_s),
+        )
+
+    def forget_idempotency_key(self, owner: str | None, key: str) -> None:
+        with translate_redis_errors():
+            self._r.delete(self.idempotency_key(owner, key))
+
+    def _create_job(
+        self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None,
+        owner: str | None, callback_url: str | None, max_active: int | None,
+        idempotency: tuple[str, str, int] | None = None,
+    ) -> tuple[JobRecord, bool]:
+        if owner is not None and not OWNER_RE.match(owner):
+            raise ValueError(f"owner {owner!r} is not a valid API key name")
+        job_id = new_job_id()
+        fields = codec.new_job_fields(
+            job_id, spec_json, queue=queue, now=utcnow(), name=name, sweep_id=sweep_id,
+            owner=owner, callback_url=callback_url,
+        )
+        idem_key, fingerprint, idem_ttl = idempotency or ("", "", 0)
+        params = {
+            "fields": fields, "owner": owner or "", "max_active": max_active or 0,
+            "fingerprint": fingerprint, "idempotency_ttl": idem_ttl,
+            "job_prefix": self.job_key_prefix(),
+        }
+        owner_key = self.owner_index_key(owner) if owner else self.index_key()
+        reply = cast(list[str], self._run(
+            "create", job_id, params, owner_key, idem_key or self.index_key()
+        ))
+        if reply[0] == "replay":
+            return self.get(reply[1]), False
+        if reply[0] == "mismatch":
+            raise IdempotencyKeyReused(reply[1])
+        if reply[0] == "quota":
+            raise QuotaExceeded(owner=owner or "", limit=max_active or 0)
+        return codec.job_record(fields), True
+
+    def get(self, job_id: str) -> JobRecord:
+        if not JOB_ID_RE.match(job_id):
+            raise JobNotFound(job_id)
+        with translate_redis_errors():
+            raw = cast(dict[str, str], self._r.hgetall(self.job_key(job_id)))
+        if not raw:
+            raise JobNotFound(job_id)
+        return codec.job_record(raw)
+
+    def list_jobs(
+        self, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None,
+        owner: str | None = None,
+    ) -> JobPage:
+        if limit < 1:
+            raise ValueError("limit must be positive")
+        after = codec.decode_job_cursor(cursor) if cursor is not None else None
+        # A key's own index when there is an owner: its jobs only, status read per job.
+        index = self.owner_index_key(owner) if owner is not None else self.index_key(status)
+        found = self._indexes.page(index, after=after, limit=limit, status=status, owner=owner)
+        page = [summary for _, summary in found[:limit]]
+        next_cursor = None
+        if len(found) > limit:
+            score, last = found[limit - 1]
+            next_cursor = codec.encode_job_cursor(score, last.id)
+        return JobPage(items=page, next_cursor=next_cursor)
+
+    def request_cancel(self, job_id: str) -> JobStatus:
+        if not JOB_ID_RE.match(job_id):
+            raise JobNotFound(job_id)
+        reply = cast(list[str], self._run("cancel", job_id, {
+            "now_iso": utcnow().isoformat(), "queued_reason": CANCEL_QUEUED_REASON,
+        }))
+        if reply[0] == "missing":
+            raise JobNotFound(job_id)
+        if reply[0] == "conflict":
+            raise JobStateConflict(job_id, reply[1], "cancelled", "it has already ended")
+        return "cancelled" if reply[0] == "cancelled" else cast(JobStatus, reply[1])
+
+    def delete(self, job_id: str) -> None:
+        if not JOB_ID_RE.match(job_id):
+            raise JobNotFound(job_id)
+        with translate_redis_errors():
+            owner = cast(str | None, self._r.hget(self.job_key(job_id), "owner"))
+        owner_key = self.owner_index_key(owner) if owner else self.index_key()
+        reply = cast(list[str], self._run("delete", job_id, {}, owner_key))
+        if reply[0] == "missing":
+            raise JobNotFound(job_id)
+        if reply[0] == "conflict":
+            raise JobStateConflict(job_id, reply[1], "deleted", "only a final job can be deleted")
+
+    # --- JobStore: an attempt ------------------------------------------------------------
+
+    def start(self, job_id: str, *, worker: str) -> JobRecord:
+        now = utcnow().isoformat()
+        self._move(job_id, "running", count_attempt=True, fields={
+            "started_at": now, "updated_at": now, "worker": worker, "progress": "null",
+            "started_ts": f"{time.time():.6f}",
+        })
+        return self.get(job_id)
+
+    def claim(
+        self, job_id: str, *, worker: str, holder: str, lease_ttl_s: float, max_attempts: int,
+        replace: str | None = None,
+    ) -> Claim:
+        now = utcnow().isoformat()
+        reply = cast(list[str], self._run("claim", job_id, {
+            "worker": worker, "holder": holder, "lease_ms": int(lease_ttl_s * 1000),
+            "max_attempts": max_attempts, "replace": replace or "", "now_iso": now,
+            "cancel_reason": CANCEL_QUEUED_REASON if replace is None else CANCEL_REASON,
+            "exhausted_reason": exhausted_reason(max_attempts),
+        }))
+        outcome = cast(ClaimOutcome, reply[0])
+        if outcome == "started":
+            return Claim("started", attempt=int(reply[1]))
+        if outcome == "busy":
+            return Claim("busy", lease=reply[1])
+        if outcome == "final":
+            return Claim("final", status=reply[1])
+        if outcome == "exhausted":
+            return Claim("exhausted", attempt=int(reply[1]))
+        return Claim(outcome)
+
+    def renew_lease(
+        self, job_id: str, *, attempt: int, lease: str, lease_ttl_s: float
+    ) -> LeaseAnswer:
+        return cast(LeaseAnswer, self._run("renew_lease", job_id, {
+            "attempt": attempt, "lease": lease, "lease_ms": int(lease_ttl_s * 1000),
+        }))
+
+    def lease(self, job_id: str) -> str | None:
+        with translate_redis_errors():
+            return cast(str | None, self._r.get(self.lease_key(job_id)))
+
+    def is_cancel_requested(self, job_id: str) -> bool:
+        with translate_redis_errors():
+            return self._r.hget(self.job_key(job_id), "cancel_requested") == "1"
+
+    def update_progress(self, job_id: str, progress: dict[str, Any], *, attempt: int) -> bool:
+        return bool(self._run("progress", job_id, {
+            "progress": codec.dumps(progress), "now_iso": utcnow().isoformat(),
+            "attempt": attempt,
+        }))
+
+    def finish(
+        self,
+        job_id: str,
+        status: FinalStatus,
+        *,
+        attempt: int | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        progress: dict[str, Any] | None = None,
+    ) -> None:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"{status!r} is not a final status")
+        now = utcnow().isoformat()
+        fields = {"finished_at": now, "updated_at": now}
+        if result is not None:
+            fields["result"] = codec.dumps(result)
+        if error is not None:
+            fields["error"] = error
+        if progress is not None:
+            fields["progress"] = codec.dumps(progress)
+        self._move(job_id, status, fields=fields, attempt=attempt)
+
+    def _move(
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        fields: Mapping[str, str],
+        count_attempt: bool = False,
+        attempt: int | None = None,
+    ) -> None:
+        params: dict[str, Any] = {
+            "new": new, "from": list(ALLOWED_FROM.get(new, ())), "count_attempt": count_attempt,
+            "fields": dict(fields),
+        }
+        if attempt is not None:
+            params["attempt"] = attempt
+        reply = cast(list[str], self._run("transition", job_id, params))
+        if reply[0] == "missing":
+            raise JobNotFound(job_id)
+        if reply[0] == "conflict":
+            raise JobStateConflict(job_id, reply[1], new)
+        if reply[0] == "stale":
+            raise JobStateConflict(
+                job_id, reply[1], new, f"attempt {attempt} was superseded by attempt {reply[2]}"
+            )
+
+    # --- JobStore: the reaper ------------------------------------------------------------
+
+    def reap(self, job_id: str, *, attempt: int, max_attempts: int, lost_after_s: float,
+             worker: str | None = None) -> ReapOutcome:
+        who = f" on {worker}" if worker else ""
+        return cast(ReapOutcome, self._run("reap", job_id, {
+            "attempt": attempt, "max_attempts": max_attempts, "now_iso": utcnow().isoformat(),
+            "cancel_reason": f"{CANCEL_REASON}; its worker was lost before it stopped",
+            "exhausted_reason": exhausted_reason(max_attempts),
+            "lost_reason": f"attempt {attempt}{who} was lost (no heartbeat for "
+                           f"{lost_after_s:g} s); re-queued",
+        }))
+
+    def running_jobs(self) -> list[RunningJob]:
+        return self._indexes.running()
+
+    def queued_jobs(self, created_before: float | None = None) -> list[tuple[str, str, str]]:
+        return self._indexes.queued(created_before)
+
+    def touch_queued(self, job_id: str, queued_ts: str) -> bool:
+        return bool(self._run("touch_queued", job_id, {"queued_ts": queued_ts}))
+
+    def prune_index(self) -> int:
+        return self._indexes.prune()
+
+    # --- JobStore: webhooks and metrics --------------------------------------------------
+
+    def set_webhook_state(self, job_id: str, state: dict[str, Any], *, pending: bool) -> None:
+        self._run("webhook", job_id, {"id": job_id, "state": codec.dumps(state),
+                                      "pending": pending})
+
+    def webhook_outbox(self, idle_for_s: float) -> list[str]:
+        return self._indexes.outbox(before=self.redis_time() - idle_for_s)
+
+    def snapshot(self) -> StoreSnapshot:
+        return self._indexes.snapshot()
