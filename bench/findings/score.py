@@ -11,23 +11,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from worker.core.findings import RULES
+
 Finding = dict[str, Any]
 Report = dict[str, Any]
 
-# Which pathology class(es) a finding code claims; () = none (precision only, no recall).
+# Which pathology class a finding code claims, from the rules themselves; () = none
+# (precision only, no recall).
 CODE_CLASSES: dict[str, tuple[str, ...]] = {
-    "vanishing_gradients_at_init": ("vanishing_gradients",),
-    "exploding_gradients_at_init": ("exploding_gradients",),
-    "saturated_units": ("saturated_units",),
-    "dead_units": (),
-    "vanishing_gradients_through_time": ("short_memory",),
-    "not_locally_linear": ("jagged_activation",),
-    "lr_above_stability_threshold": ("lr_too_high",),
-    "diverged": ("lr_too_high",),
-    "frozen_layers": ("lr_too_low_or_frozen",),
+    rule.code: () if rule.pathology in ("none", "dead_units") else (rule.pathology,)
+    for rule in RULES
 }
 ALARM = ("warning", "critical")
-SPLITS = ("dev", "heldout", "all")
+SPLITS = ("dev", "heldout", "heldout2", "all")
 
 
 def _pct(k: int, n: int) -> float | None:

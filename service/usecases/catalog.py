@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from service.settings import ServiceSettings
 from worker.core.activation_table import ACTIVATIONS, ActivationKind, max_abs_derivative
 from worker.core.diagnostic_groups import GROUPS
+from worker.core.findings import RULES, load_calibration
 from worker.core.spec import (
     PRESETS,
     ActivationLayer,
@@ -160,6 +161,22 @@ class Budgets(BaseModel):
     max_sequence_length: int
     max_inline_bytes: int
     max_request_bytes: int
+    max_data_bytes: int = 0
+    max_memory_bytes: int = 0
+
+
+class FindingRuleEntry(BaseModel):
+    """A findings rule: what it looks at, its calibrated threshold and measured precision."""
+
+    code: str
+    severity: Literal["info", "warning", "critical"]
+    at_init: bool = Field(description="Judged on the step-0 probe alone (preflight).")
+    feature: str = Field(description="The number the rule compares.")
+    fires_when: Literal["below", "above"]
+    threshold: float
+    calibrated: bool
+    precision: dict[str, float | None] = Field(description="Per benchmark split.")
+    recall: dict[str, float | None]
 
 
 class Catalog(BaseModel):
@@ -172,6 +189,9 @@ class Catalog(BaseModel):
     optimizer: OptimizerCatalog
     training: list[Parameter]
     diagnostics: DiagnosticsCatalog
+    findings: list[FindingRuleEntry] = Field(
+        description="Every findings rule, calibrated on the labeled benchmark (bench/findings)."
+    )
     budgets: Budgets
     spec_schema: dict[str, Any] = Field(description="JSON Schema of the spec (ExperimentSpec).")
 
@@ -313,10 +333,25 @@ def _static_catalog() -> Catalog:
             presets={name: sorted(groups) for name, groups in PRESETS.items()},
             fields=parameters(DiagnosticsSpec),
         ),
+        findings=_finding_rules(),
         budgets=Budgets(max_parameters=1, max_steps_x_batch=1, max_sequence_length=1,
                         max_inline_bytes=1, max_request_bytes=1),
         spec_schema=ExperimentSpec.model_json_schema(),
     )
+
+
+def _finding_rules() -> list[FindingRuleEntry]:
+    calibration = load_calibration()
+    return [
+        FindingRuleEntry(
+            code=rule.code, severity=calibration[rule.code].severity, at_init=rule.at_init,
+            feature=rule.what, fires_when=rule.direction,
+            threshold=calibration[rule.code].threshold,
+            calibrated=calibration[rule.code].calibrated,
+            precision=calibration[rule.code].precision, recall=calibration[rule.code].recall,
+        )
+        for rule in RULES
+    ]
 
 
 def _type_values_of_kind(model: type[BaseModel]) -> str:
@@ -332,5 +367,7 @@ def build_catalog(settings: ServiceSettings) -> Catalog:
         max_sequence_length=settings.max_sequence_length,
         max_inline_bytes=settings.max_inline_bytes,
         max_request_bytes=settings.max_request_bytes,
+        max_data_bytes=settings.max_data_bytes,
+        max_memory_bytes=settings.max_memory_bytes,
     )
     return _static_catalog().model_copy(update={"budgets": budgets})

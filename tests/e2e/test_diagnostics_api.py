@@ -92,4 +92,8 @@ def test_jagged_activation_scores_worse_than_relu_on_linearity_and_alignment(res
     assert local_error(sin) > 10 * local_error(relu)
     assert sin["trajectory"]["alignment"]["mean"] < relu["trajectory"]["alignment"]["mean"] - 0.05
     assert sin["summary"]["final_val_loss"] > relu["summary"]["final_val_loss"]
-    assert {"not_locally_linear", "gradient_misaligned_with_solution"} <= codes(sin)
+    # the alignment is a metric, not a warning: on the findings benchmark it did not separate
+    # healthy from faulty designs; the local linearity does
+    jagged = next(f for f in sin["findings"] if f["code"] == "not_locally_linear")
+    assert jagged["severity"] == "warning" and jagged["fixes"]
+    assert not [f for f in relu["findings"] if f["severity"] != "info"]

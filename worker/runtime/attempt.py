@@ -164,7 +164,7 @@ class ProgressReporter:
         return self.superseded or self.cancel_requested
 
 
-OUT_OF_MEMORY = ("can't allocate memory", "out of memory", "Unable to allocate")
+OUT_OF_MEMORY = ("can't allocate memory", "Unable to allocate")  # host RAM, not CUDA
 
 
 def describe_error(exc: BaseException) -> str:

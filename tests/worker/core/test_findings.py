@@ -22,25 +22,33 @@ def base_result(**sections: Any) -> dict[str, Any]:
                         "baseline_val_loss": 0.69, "diverged_at_step": None}, **sections}
 
 
-def gradient_flow(ratio_init: float, ratio_end: float = 1.0, updates=(1e-3, 1e-3)):
-    probe = {"gain_geomean": 1.0, "gain_db": 0.0}
+LR, MOMENTUM = 0.05, 0.9  # SPEC's optimizer: the effective step is lr * ratio / (1 - 0.9)
+
+
+def gradient_flow(ratio_init: float, ratio_end: float = 1.0, updates=(1e-3, 1e-3),
+                  grad_to_weight: float = 0.01):
+    probe = {"gain_geomean": 1.0, "gain_db": 0.0,
+             "grad_to_weight_ratio": [grad_to_weight, grad_to_weight / 2]}
     return {"weight_layers": ["0.linear", "1.linear"], "recurrent": None, "probes": [
         {**probe, "step": 0, "end_to_end_ratio": ratio_init, "update_to_weight": list(updates)},
         {**probe, "step": 100, "end_to_end_ratio": ratio_end, "update_to_weight": list(updates)},
     ]}
 
 
-def slope(saturated: float, dead: float, layer: str = "1.activation"):
-    item = {"layer": layer, "saturated_share": saturated, "dead_unit_share": dead}
+def slope(mean_sq_derivative: float, dead: float, layer: str = "1.activation"):
+    item = {"layer": layer, "activation": "tanh", "saturated_share": 0.5,
+            "mean_sq_derivative": mean_sq_derivative, "dead_unit_share": dead}
     return {"probes": [{"step": 0, "nonlinearities": [item]},
                        {"step": 100, "nonlinearities": [item]}]}
 
 
-def recurrent(reach_init: float, reach_end: float, steps: int = 50):
+def recurrent(reach_init: float, reach_end: float, steps: int = 50, kind: str = "rnn",
+              forget_gate: float | None = None):
     def probe(step, reach):
-        return {"step": step, "layers": [{"layer": "0.rnn", "kind": "rnn", "steps": steps,
+        return {"step": step, "layers": [{"layer": f"0.{kind}", "kind": kind, "steps": steps,
                                           "memory_horizon": round(reach * steps),
-                                          "per_step_gain": 0.8}]}
+                                          "per_step_gain": 0.8,
+                                          "forget_gate_mean": forget_gate}]}
     return {"probes": [], "weight_layers": [], "recurrent": [probe(0, reach_init),
                                                               probe(100, reach_end)]}
 
@@ -64,9 +72,18 @@ def result_for(code: str, value: float) -> dict[str, Any]:
     if code in ("vanishing_gradients_at_init", "exploding_gradients_at_init"):
         return base_result(gradient_flow=gradient_flow(10**value))
     if code == "saturated_units":
-        return base_result(gradient_flow=calm_gf, linearity=slope(value, 0.0))
+        return base_result(gradient_flow=calm_gf, linearity=slope(10**value, 0.0))
     if code == "dead_units":
-        return base_result(gradient_flow=calm_gf, linearity=slope(0.0, value))
+        return base_result(gradient_flow=calm_gf, linearity=slope(0.5, value))
+    if code == "lstm_forget_gate_closed":
+        return base_result(gradient_flow=recurrent(1.0, 1.0, kind="lstm", forget_gate=value))
+    if code in ("step_too_large_at_init", "step_too_small_at_init"):
+        ratio = 10**value * (1 - MOMENTUM) / LR  # the largest layer's |grad W| / |W|
+        return base_result(gradient_flow=gradient_flow(1.0, grad_to_weight=ratio))
+    if code == "lr_above_stability_threshold_at_init":
+        return base_result(curvature={"probes": [{"step": 0, "ratio": value, "lr": 0.1,
+                                                  "top_eigenvalue": value * 38,
+                                                  "stability_threshold": 38.0}]})
     if code == "vanishing_gradients_through_time":
         return base_result(gradient_flow=recurrent(value, 1.0))
     if code == "short_memory_after_training":
@@ -80,7 +97,7 @@ def result_for(code: str, value: float) -> dict[str, Any]:
                                                         "largest_bump": value,
                                                         "bump_alpha": 0.5}})
     if code == "lr_above_stability_threshold":
-        return base_result(curvature={"probes": [{"step": 0, "ratio": value, "lr": 0.1,
+        return base_result(curvature={"probes": [{"step": 50, "ratio": value, "lr": 0.1,
                                                   "top_eigenvalue": value * 38,
                                                   "stability_threshold": 38.0}]})
     if code in ("frozen_layers", "thrashing_layers"):
@@ -151,7 +168,8 @@ def test_fixes_name_the_right_change() -> None:
     sigmoid = DESIGNS[1]
     d = design_facts(ExperimentSpec.model_validate(sigmoid))
     labels = [f.label for f in fixes_for("vanishing_gradients_at_init", sigmoid, d)]
-    assert labels[0].startswith("ReLU") and "residual connections" in labels
+    assert labels[0] == "replace sigmoid with relu + He init (kaiming_normal)"
+    assert "residual connections" in labels
     relu = apply_edits(sigmoid, list(fixes_for("vanishing_gradients_at_init", sigmoid, d)[0].edits))
     assert relu["model"]["activation"] == "relu" and relu["init"]["scheme"] == "kaiming_normal"
     layered = DESIGNS[5]
@@ -174,6 +192,6 @@ def test_headline_reads_as_a_verdict() -> None:
     result = result_for("vanishing_gradients_at_init", bad)
     line = headline(findings(spec, result), result["summary"])
     assert line.startswith("Will not train as specified: vanishing gradients at init")
-    assert "Try: ReLU" in line
+    assert "Try: replace sigmoid with relu" in line
     calm = result_for("vanishing_gradients_at_init", sides("vanishing_gradients_at_init")[1])
     assert headline(findings(spec, calm), calm["summary"]).startswith("No warnings")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from worker.core.design import DesignFacts, design_facts
@@ -21,9 +21,13 @@ MESSAGES: dict[str, Message] = {
     "layer: early layers barely learn.",
     "exploding_gradients_at_init": lambda v, e: f"At initialization the gradient grows "
     f"{e['end_to_end_ratio']:.2e}-fold from the last hidden layer back to the first.",
-    "saturated_units": lambda v, e: f"At step {e['step']}, {e['share']:.0%} of the "
-    f"pre-activations of {e['layer']} sit where the activation is flat (|phi'| below 10% of "
-    "its maximum): their gradients are nearly zero.",
+    "saturated_units": lambda v, e: f"At initialization {e['layer']} ({e['activation']}) "
+    f"passes on only E[phi'^2] = {e['mean_sq_derivative']:.3f} of the squared gradient: most "
+    "pre-activations sit where the activation is flat"
+    + (f" ({e['saturated_share']:.0%} saturated)." if e.get("saturated_share") else "."),
+    "lstm_forget_gate_closed": lambda v, e: f"At initialization the forget gates of "
+    f"{e['layer']} are open only {e['forget_gate_mean']:.0%} on average: the cell forgets "
+    "within a few steps, before the gates can learn to keep anything.",
     "dead_units": lambda v, e: f"At step {e['step']}, {e['share']:.0%} of the units of "
     f"{e['layer']} are inactive on every probe example: they no longer learn.",
     "vanishing_gradients_through_time": lambda v, e: f"At initialization the gradient in "
@@ -43,6 +47,15 @@ MESSAGES: dict[str, Message] = {
     "lr_above_stability_threshold": lambda v, e: f"At step {e['step']} the top Hessian "
     f"eigenvalue {e['top_eigenvalue']:.3g} exceeds SGD+momentum's stability limit "
     f"2(1+beta)/eta = {e['stability_threshold']:.3g}.",
+    "lr_above_stability_threshold_at_init": lambda v, e: "At initialization the top Hessian "
+    f"eigenvalue {e['top_eigenvalue']:.3g} already exceeds SGD+momentum's stability limit "
+    f"2(1+beta)/eta = {e['stability_threshold']:.3g}: the first steps will overshoot.",
+    "step_too_large_at_init": lambda v, e: f"At initialization SGD+momentum would move "
+    f"{e['layer']} by {e['effective_step']:.1e} of its norm per step (lr x "
+    "|grad|/|W| / (1 - momentum)): steps that large bounce instead of descending.",
+    "step_too_small_at_init": lambda v, e: f"At initialization SGD+momentum would move even the "
+    f"fastest layer ({e['layer']}) by only {e['effective_step']:.1e} of its norm per step: "
+    "training will barely move within the budget.",
     "frozen_layers": lambda v, e: f"Layer {e['layer']} changes by {10**v:.1e} of its norm per "
     "update (median over probes): it is effectively frozen.",
     "thrashing_layers": lambda v, e: f"Layer {e['layer']} changes by {10**v:.1e} of its norm "
@@ -71,17 +84,18 @@ def _finding(rule: Rule, cal: Calibration, value: float, evidence: dict[str, Any
     }
 
 
-def findings(spec: ExperimentSpec, result: dict[str, Any], *,
-             init_only: bool = False) -> list[dict[str, Any]]:
-    """Every finding for a result, most severe first (``init_only``: the step-0 rules)."""
-    calibration = load_calibration()
+def findings(spec: ExperimentSpec, result: dict[str, Any], *, init_only: bool = False,
+             calibration: Mapping[str, Calibration] | None = None) -> list[dict[str, Any]]:
+    """Every finding for a result, most severe first (``init_only``: the step-0 rules;
+    ``calibration``: thresholds other than calibration.json's, for the calibration script)."""
+    calibration = calibration or load_calibration()
     doc = spec.model_dump(mode="json", exclude_none=True)
     design = design_facts(spec)
     found = []
     for rule in RULES:
         if init_only and not rule.at_init:
             continue
-        score = rule.feature(result)
+        score = rule.feature(result, spec)
         cal = calibration[rule.code]
         if score is not None and rule.fires(score[0], cal.threshold):
             found.append(_finding(rule, cal, score[0], score[1], doc, design))

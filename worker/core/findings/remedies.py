@@ -74,7 +74,20 @@ def _relu_he(doc: dict[str, Any], names: frozenset[str]) -> Fix | None:
     edits: list[Edit] = [{"path": p, "value": "relu"} for p in paths]
     edits += [{"path": "init.scheme", "value": "kaiming_normal"},
               {"path": "init.gain", "value": None}]
-    return Fix("ReLU + He (kaiming_normal) init", tuple(edits))
+    replaced = sorted(_activations_at(doc, paths))
+    return Fix(f"replace {', '.join(replaced)} with relu + He init (kaiming_normal)",
+               tuple(edits))
+
+
+def _activations_at(doc: dict[str, Any], paths: list[str]) -> set[str]:
+    """The activation names the ``paths`` point at in ``doc``."""
+    names = set()
+    for path in paths:
+        node: Any = doc
+        for part in path.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        names.add(str(node))
+    return names
 
 
 def _family(doc: dict[str, Any]) -> str | None:
@@ -135,13 +148,15 @@ def _candidates(code: str, doc: dict[str, Any], d: DesignFacts) -> list[Fix | No
                                         _activation_paths(doc["model"], "model",
                                                           frozenset({"relu"})))),
                 _lr(doc, 0.3, "learning rate x0.3")]
-    if code in ("vanishing_gradients_through_time", "short_memory_after_training"):
+    if code in ("vanishing_gradients_through_time", "short_memory_after_training",
+                "lstm_forget_gate_closed"):
         return list(_memory_fixes(doc, d))
     if code == "not_locally_linear":
         return [_relu_he(doc, JAGGED)]
-    if code in ("diverged", "lr_above_stability_threshold", "thrashing_layers"):
+    if code in ("diverged", "lr_above_stability_threshold", "thrashing_layers",
+                "lr_above_stability_threshold_at_init", "step_too_large_at_init"):
         return [_lr(doc, 0.1, "learning rate x0.1")]
-    if code == "frozen_layers":
+    if code in ("frozen_layers", "step_too_small_at_init"):
         return [_lr(doc, 10.0, "learning rate x10")]
     return []
 

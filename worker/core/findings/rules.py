@@ -21,10 +21,11 @@ from importlib import resources
 from typing import Any, Literal
 
 from worker.core.findings import features as f
+from worker.core.spec import ExperimentSpec
 
 Severity = Literal["info", "warning", "critical"]
 Direction = Literal["below", "above"]
-Feature = Callable[[dict[str, Any]], f.Score | None]
+Feature = Callable[[dict[str, Any], ExperimentSpec], f.Score | None]
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,14 @@ RULES: tuple[Rule, ...] = (
          "vanishing_gradients", "log10 end-to-end gradient ratio (first/last hidden) at step 0"),
     Rule("exploding_gradients_at_init", f.init_gradient_ratio, "above", 2.0, "critical", True,
          "exploding_gradients", "log10 end-to-end gradient ratio at step 0"),
-    Rule("saturated_units", f.init_saturated_share, "above", 0.5, "warning", True,
-         "saturated_units", "largest share of saturated pre-activations in a layer, step 0"),
+    Rule("saturated_units", f.init_saturation, "below", -1.0, "warning", True,
+         "saturated_units", "log10 smallest E[phi'^2] of a saturating activation layer, step 0"),
     Rule("dead_units", f.final_dead_share, "above", 0.5, "warning", False, "dead_units",
          "largest share of dead units in a layer at the last probe"),
     Rule("vanishing_gradients_through_time", f.init_memory_reach, "below", 0.5, "warning", True,
-         "short_memory", "memory horizon / sequence length at step 0 (worst recurrent layer)"),
+         "short_memory", "memory horizon / sequence length at step 0 (worst vanilla RNN layer)"),
+    Rule("lstm_forget_gate_closed", f.init_forget_gate, "below", 0.3, "warning", True,
+         "short_memory", "smallest mean LSTM forget-gate activation at step 0"),
     Rule("short_memory_after_training", f.final_memory_reach, "below", 0.5, "warning", False,
          "short_memory", "memory horizon / sequence length at the last probe"),
     Rule("not_locally_linear", f.init_local_linearity, "above", 0.0, "warning", True,
@@ -65,6 +68,12 @@ RULES: tuple[Rule, ...] = (
          "largest loss bump on the init-to-solution line / L(theta_0)"),
     Rule("lr_above_stability_threshold", f.sharpness_ratio, "above", 1.0, "warning", False,
          "lr_too_high", "top Hessian eigenvalue / SGD+momentum stability limit 2(1+beta)/eta"),
+    Rule("lr_above_stability_threshold_at_init", f.init_sharpness_ratio, "above", 1.0, "warning",
+         True, "lr_too_high", "top Hessian eigenvalue / 2(1+beta)/eta at step 0"),
+    Rule("step_too_large_at_init", f.init_hidden_step, "above", -1.0, "warning", True,
+         "lr_too_high", "log10 largest hidden-layer step lr*|grad W|/|W|/(1-beta) at step 0"),
+    Rule("step_too_small_at_init", f.init_fastest_step, "below", -5.0, "warning", True,
+         "lr_too_low_or_frozen", "log10 largest per-layer step lr*|grad W|/|W|/(1-beta), step 0"),
     Rule("frozen_layers", f.min_update_ratio, "below", -6.0, "warning", False,
          "lr_too_low_or_frozen", "log10 smallest per-layer median update-to-weight ratio"),
     Rule("thrashing_layers", f.max_update_ratio, "above", -1.0, "warning", False, "lr_too_high",
