@@ -138,7 +138,7 @@ def calibrations(chosen: dict[str, tuple[float, str]], source: str,
                  severity: str | None = None) -> dict[str, Calibration]:
     """Calibration objects for ``findings()``; ``severity`` overrides every rule's (to score
     each rule as an alarm, whatever severity it ends up with)."""
-    return {code: Calibration(t, severity or sev, True, source)  # type: ignore[arg-type]
+    return {code: Calibration(t, severity or sev, True, source)
             for code, (t, sev) in chosen.items()}
 
 

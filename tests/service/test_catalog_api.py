@@ -114,7 +114,17 @@ def test_diagnostic_groups_presets_budgets_and_schema(catalog, api_server):
         "max_sequence_length": settings.max_sequence_length,
         "max_inline_bytes": settings.max_inline_bytes,
         "max_request_bytes": settings.max_request_bytes,
+        "max_data_bytes": settings.max_data_bytes,
+        "max_memory_bytes": settings.max_memory_bytes,
     }
+    # every findings rule with its calibrated threshold and measured precision
+    from worker.core.findings import RULES, load_calibration
+
+    rules = {r["code"]: r for r in catalog["findings"]}
+    assert list(rules) == [rule.code for rule in RULES]
+    vanishing = rules["vanishing_gradients_at_init"]
+    assert vanishing["threshold"] == load_calibration()[vanishing["code"]].threshold
+    assert vanishing["calibrated"] and vanishing["precision"]["dev"] is not None
     assert catalog["spec_schema"] == ExperimentSpec.model_json_schema()
 
 
