@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from worker.compute.data import make_dataset
+from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
-from worker.compute.pipeline import build_probes
-from worker.compute.training import loss_function, train
+from worker.compute.results import build_probes
+from worker.compute.training import train
 from worker.core.spec import ExperimentSpec
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from service.api.errors import Unauthorized
-from service.settings import ServiceSettings
+from service.settings import ApiKey, ServiceSettings
 from worker.core.errors import JobNotFound
 from worker.jobs.records import JobRecord
 
@@ -44,21 +44,37 @@ class Caller:
 ANONYMOUS = Caller(name=None)
 
 
+def _key_of(request: Request, settings: ServiceSettings) -> ApiKey | None:
+    """The configured key the request's bearer token hashes to, if any (constant time)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    found = None
+    for key in settings.api_keys:  # no early exit: the time does not depend on which matched
+        if hmac.compare_digest(digest, key.sha256):
+            found = key
+    return found
+
+
+def is_operator(request: Request) -> bool:
+    """Whether the request carries an operator key (``"operator": true`` in api_keys), with
+    auth on or off: then ``/readyz`` and ``/metrics`` show details, else a summary."""
+    settings: ServiceSettings = request.app.state.settings
+    key = _key_of(request, settings)
+    return key is not None and key.operator
+
+
 def authenticate(request: Request) -> Caller:
     """The caller of ``request`` (a FastAPI dependency); ``Unauthorized`` when auth is on and
     the key is missing or unknown."""
     settings: ServiceSettings = request.app.state.settings
     if not settings.auth_enabled:
         return ANONYMOUS
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("this API needs an API key: send `Authorization: Bearer <key>`")
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
-    found = None
-    for key in settings.api_keys:  # no early exit: the time does not depend on which matched
-        if hmac.compare_digest(digest, key.sha256):
-            found = key
+    found = _key_of(request, settings)
     if found is None:
         raise Unauthorized("the API key is not valid", invalid_token=True)
     return Caller(name=found.name, max_queued=found.max_queued)

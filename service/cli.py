@@ -2,11 +2,12 @@
 
 ``run`` is the one-command local setup: it uses ``REDIS_URL`` when that Redis answers, else
 starts a private ``redis-server`` (data in ``.local/redis-<api port>/``, locked while in use, so
-two instances side by side never share jobs), then starts the API and a worker with one training
+two instances side by side never share jobs), then starts the API, a worker with one training
 process per core (``--workers N`` or ``WORKERS=N``; one torch thread each unless
-``TRAINABILITY_TORCH_THREADS`` says otherwise), and stops everything it started on Ctrl-C or
-SIGTERM. Host and port come from ``--host``/``--port``, else ``TRAINABILITY_API_HOST`` /
-``TRAINABILITY_API_PORT``. The reaper
+``TRAINABILITY_TORCH_THREADS`` says otherwise) and a notifier (webhook deliveries, a thread
+pool: never on the training processes, ``worker/runtime/queues.py``), and stops everything it
+started on Ctrl-C or SIGTERM. Host and port come from ``--host``/``--port``, else
+``TRAINABILITY_API_HOST`` / ``TRAINABILITY_API_PORT``. The reaper
 (lost jobs, ``worker/runtime/reaper.py``) runs inside every worker, so ``run`` needs no Celery beat.
 
 ``worker --gpu N`` is one worker for GPU ``N`` of this host: ``CUDA_VISIBLE_DEVICES=N`` (the
@@ -37,8 +38,10 @@ import redis
 from trainability_client.cli import CLIENT_COMMANDS, add_commands, run_command
 from worker.core.settings import DEFAULT_REDIS_URL, QUEUES, WEBHOOK_QUEUE
 
-#: A local worker takes every job queue and delivers webhooks too.
-DEFAULT_QUEUES = ",".join((*QUEUES, WEBHOOK_QUEUE))
+#: A local worker takes every job queue; webhook deliveries go to a worker of their own.
+DEFAULT_QUEUES = ",".join(QUEUES)
+#: Threads of a worker that only delivers webhooks (``--queues webhooks``).
+NOTIFIER_THREADS = 8
 LOCAL_DIR = Path(".local")
 
 
@@ -93,11 +96,14 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def worker_argv(queues: str, concurrency: int, log_level: str, hostname: str) -> list[str]:
-    """The Celery worker command line (prefork pool; see ``worker/runtime/app.py``)."""
+    """The Celery worker command line (prefork pool; see ``worker/runtime/app.py``); a worker
+    of webhook deliveries only gets a thread pool (light I/O, no torch)."""
+    pool = ["--pool=prefork", f"--concurrency={concurrency}"]
+    if queues == WEBHOOK_QUEUE:
+        pool = ["--pool=threads", f"--concurrency={max(concurrency, NOTIFIER_THREADS)}"]
     return [
-        sys.executable, "-m", "celery", "-A", "worker.runtime.app", "worker",
-        "--pool=prefork", f"--concurrency={concurrency}", "-Q", queues,
-        "-n", hostname, "-l", log_level, "--without-gossip", "--without-mingle",
+        sys.executable, "-m", "celery", "-A", "worker.runtime.app", "worker", *pool,
+        "-Q", queues, "-n", hostname, "-l", log_level, "--without-gossip", "--without-mingle",
     ]
 
 
@@ -241,6 +247,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             env=env, start_new_session=True,
         )
         started.append(("worker", worker))
+        notifier = subprocess.Popen(
+            [*cli, "worker", "--queues", WEBHOOK_QUEUE,
+             "--hostname", f"trainability-notifier-{os.getpid()}@%h"],
+            env=env, start_new_session=True,
+        )
+        started.append(("notifier", notifier))
         base = f"http://{args.host}:{args.port}"
         if not wait_http(f"{base}/healthz", api, timeout=60):
             say("the API did not come up; stopping")
@@ -248,6 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         say(f"API     {base}  (docs: {base}/docs)")
         say(f"worker  {args.workers} training process(es), queues {args.queues}; "
             f"{base}/readyz turns 200 once it is up")
+        say(f"notifier webhook deliveries ({NOTIFIER_THREADS} threads, queue {WEBHOOK_QUEUE})")
         say("Ctrl-C stops everything started here")
         while True:
             for name, proc in started:

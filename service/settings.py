@@ -26,6 +26,10 @@ class ApiKey(BaseModel):
     max_queued: int | None = Field(
         None, ge=1, description="Most queued plus running experiments at once (None: no limit)."
     )
+    operator: bool = Field(
+        False, description="An operator key: /readyz and /metrics show it the details (worker "
+        "names and queues, counts across every key), not only the summary."
+    )
 
     @field_validator("sha256", mode="before")
     @classmethod
@@ -65,6 +69,32 @@ class ServiceSettings(Settings):
     )
     sse_poll_s: float = Field(
         5.0, gt=0, le=60, description="Re-read the job at least this often (besides pub/sub)."
+    )
+    sse_max_streams_per_key: int = Field(
+        16, ge=1, le=10_000, description="Event streams one API key (or, with auth off, one "
+        "client address) may hold open in this API process; one more is a 429."
+    )
+    sse_max_streams: int = Field(
+        512, ge=1, le=100_000, description="Event streams this API process holds open at "
+        "most (all callers); one more is a 503 with Retry-After."
+    )
+    # The request path never waits long on Redis (service/live/breaker.py).
+    request_redis_timeout_s: float = Field(
+        1.0, gt=0, le=60, description="Redis read/write timeout of the API's requests (the "
+        "worker keeps redis_socket_timeout_s)."
+    )
+    redis_breaker_open_s: float = Field(
+        2.0, gt=0, le=300, description="After a Redis timeout or refused connection, the API "
+        "answers 503 at once for this long, then lets one request try Redis again."
+    )
+    # Plots and report pages (service/reports/render.py): drawn off the request threads.
+    plot_max_pending: int = Field(
+        32, ge=1, le=10_000, description="Plots and report pages waiting to be drawn at most; "
+        "one more is a 503 with Retry-After."
+    )
+    plot_cache_bytes: int = Field(
+        64 << 20, ge=0, description="Bytes of drawn plots and report pages of final jobs kept "
+        "in memory (results of final jobs never change; 0: no cache)."
     )
 
     @field_validator("api_keys", mode="before")

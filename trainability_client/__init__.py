@@ -27,7 +27,14 @@ from trainability_client.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from trainability_client.models import Experiment, Sweep, SweepAccepted, SweepRow
+from trainability_client.models import (
+    Experiment,
+    Remedies,
+    RemedyFix,
+    Sweep,
+    SweepAccepted,
+    SweepRow,
+)
 
 __all__ = [
     "AsyncClient",
@@ -41,6 +48,8 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "Remedies",
+    "RemedyFix",
     "ServerError",
     "Sweep",
     "SweepAccepted",

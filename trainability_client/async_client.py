@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -15,13 +16,14 @@ from trainability_client.client import (
     Backoff,
     PlotFormat,
     ProgressCallback,
+    RemediesCallback,
     SpecLike,
     SweepCallback,
     _Base,
     load_spec,
 )
 from trainability_client.errors import ConnectionFailed, TrainabilityError, WaitTimeout
-from trainability_client.models import Experiment, Sweep, SweepAccepted
+from trainability_client.models import Experiment, Remedies, Sweep, SweepAccepted
 
 
 class AsyncClient(_Base):
@@ -58,10 +60,11 @@ class AsyncClient(_Base):
 
     async def submit(self, spec: SpecLike, *, wait: bool = False,
                      idempotency_key: str | None = None, timeout: float = 3600.0,
-                     on_progress: ProgressCallback | None = None) -> Experiment:
+                     on_progress: ProgressCallback | None = None,
+                     tags: Sequence[str] | None = None) -> Experiment:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        accepted = await self._json("POST", "/v1/experiments", json=load_spec(spec),
-                                    headers=headers)
+        body = load_spec(spec) | ({"tags": list(tags)} if tags is not None else {})
+        accepted = await self._json("POST", "/v1/experiments", json=body, headers=headers)
         if wait:
             return await self.wait(accepted["id"], timeout=timeout, on_progress=on_progress)
         return await self.get(accepted["id"])
@@ -104,13 +107,19 @@ class AsyncClient(_Base):
         await self._request("POST", f"/v1/experiments/{job_id}/cancel")
         return await self.get(job_id)
 
-    async def list(self, *, status: str | None = None,
-                   page_size: int = 50) -> AsyncIterator[dict[str, Any]]:
+    def list(self, *, status: str | None = None,
+             page_size: int = 50) -> AsyncIterator[dict[str, Any]]:
+        return self.list_experiments(status=status, page_size=page_size)
+
+    async def list_experiments(
+        self, *, status: str | None = None, tag: str | Sequence[str] | None = None,
+        sweep: str | None = None, created_after: datetime | str | None = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The experiments that match every filter given, newest first (see ``Client``)."""
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if status:
-                params["status"] = status
+            params = self._filters(status, tag, sweep, created_after, page_size)
             if cursor:
                 params["cursor"] = cursor
             page = await self._json("GET", "/v1/experiments", params=params)
@@ -130,9 +139,11 @@ class AsyncClient(_Base):
     async def create_sweep(self, base: SpecLike,
                            axes: Mapping[str, Sequence[Any]] | None = None, *,
                            variants: Mapping[str, Mapping[str, Any]] | None = None,
-                           mode: Literal["grid", "zip"] = "grid",
-                           name: str | None = None) -> SweepAccepted:
+                           mode: Literal["grid", "zip"] = "grid", name: str | None = None,
+                           tags: Sequence[str] | None = None) -> SweepAccepted:
         body = self._sweep_body(base, axes, variants, mode, name)
+        if tags is not None:
+            body["tags"] = list(tags)
         return SweepAccepted.from_json(await self._json("POST", "/v1/sweeps", json=body))
 
     async def sweep(self, sweep_id: str, *, sort: str = "point",
@@ -183,3 +194,38 @@ class AsyncClient(_Base):
         params = {"x": x} if x else None
         path = f"/v1/sweeps/{sweep_id}/plots/{metric}.{fmt}"
         return (await self._request("GET", path, params=params)).content
+
+    async def start_remedies(self, job_id: str, *, rerun: bool = False, wait: bool = False,
+                             timeout: float = 3600.0,
+                             on_progress: RemediesCallback | None = None) -> Remedies:
+        params = {"rerun": "true"} if rerun else None
+        doc = await self._json("POST", f"/v1/experiments/{job_id}/remedies", params=params)
+        if wait:
+            return await self.wait_remedies(job_id, timeout=timeout, on_progress=on_progress)
+        return Remedies.from_json(doc)
+
+    async def remedies(self, job_id: str) -> Remedies:
+        return Remedies.from_json(await self._json("GET", f"/v1/experiments/{job_id}/remedies"))
+
+    async def wait_remedies(self, job_id: str, *, timeout: float = 3600.0,
+                            on_progress: RemediesCallback | None = None) -> Remedies:
+        backoff = Backoff(maximum=3.0)
+        deadline = time.monotonic() + timeout
+        last: Remedies | None = None
+        while True:
+            retry_after = None
+            try:
+                last = await self.remedies(job_id)
+            except TrainabilityError as exc:
+                retry_after = self._transient(exc)
+                if retry_after is None:
+                    raise
+            if last is not None and retry_after is None:
+                if on_progress is not None:
+                    on_progress(last)
+                if last.done:
+                    return last
+            delay = backoff.next(retry_after)
+            if time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"remedies of {job_id} not done after {timeout:.0f} s", last)
+            await asyncio.sleep(delay)

@@ -38,9 +38,8 @@ from trainability_client.errors import (
 from trainability_client.models import Experiment, Sweep, SweepRow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_AUTH, EXIT_TIMEOUT = (
-    0, 1, 2, 3, 4, 5, 6,
-)
-CLIENT_COMMANDS = ("submit", "status", "result", "cancel", "sweep", "report")
+    0, 1, 2, 3, 4, 5, 6)
+CLIENT_COMMANDS = ("submit", "status", "result", "cancel", "sweep", "report", "remedies", "ls")
 
 
 def err(message: str) -> None:
@@ -109,8 +108,7 @@ class ProgressLine:
         self._show(" ".join(parts), job.status, int(step or 0), job.is_final)
 
     def sweep(self, sweep: Sweep) -> None:
-        final = sum(n for s, n in sweep.by_status.items()
-                    if s not in ("queued", "running"))
+        final = sum(n for s, n in sweep.by_status.items() if s not in ("queued", "running"))
         filled = int(final / max(sweep.points, 1) * self.width)
         counts = ", ".join(f"{s} {n}" for s, n in sweep.by_status.items() if n)
         bar = "#" * filled + "-" * (self.width - filled)
@@ -297,8 +295,7 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=None,
                         help="service URL (default $TRAINABILITY_URL or http://127.0.0.1:8000)")
-    common.add_argument("--api-key", default=None,
-                        help="API key (default $TRAINABILITY_API_KEY)")
+    common.add_argument("--api-key", default=None, help="API key (default $TRAINABILITY_API_KEY)")
     common.add_argument("--http-timeout", type=float, default=30.0, help=argparse.SUPPRESS)
     return common
 
@@ -351,6 +348,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("id")
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
+    from trainability_client import list_cli, remedies_cli  # each imports this module
+    remedies_cli.add_remedies(sub, common)
+    list_cli.add_ls(sub, common)
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -28,12 +29,13 @@ from trainability_client.errors import (
     WaitTimeout,
     error_from_response,
 )
-from trainability_client.models import Experiment, Sweep, SweepAccepted
+from trainability_client.models import Experiment, Remedies, Sweep, SweepAccepted
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 SpecLike = Mapping[str, Any] | str | Path
 ProgressCallback = Callable[[Experiment], None]
 SweepCallback = Callable[[Sweep], None]
+RemediesCallback = Callable[[Remedies], None]
 PlotFormat = Literal["png", "svg"]
 
 
@@ -94,6 +96,22 @@ class _Base:
         return body
 
     @staticmethod
+    def _filters(status: str | None, tag: str | Sequence[str] | None, sweep: str | None,
+                 created_after: datetime | str | None, page_size: int) -> dict[str, Any]:
+        """Query parameters of a filtered listing (a list of tags: jobs with every one)."""
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = status
+        if tag:
+            params["tag"] = [tag] if isinstance(tag, str) else list(tag)
+        if sweep:
+            params["sweep"] = sweep
+        if created_after is not None:
+            params["created_after"] = (created_after.isoformat()
+                                       if isinstance(created_after, datetime) else created_after)
+        return params
+
+    @staticmethod
     def _transient(exc: TrainabilityError) -> float | None:
         """While waiting, a 503/429/connection blip is retried; returns its Retry-After."""
         if isinstance(exc, Unavailable | RateLimited):
@@ -135,10 +153,13 @@ class Client(_Base):
     # --- experiments -----------------------------------------------------------------------
 
     def submit(self, spec: SpecLike, *, wait: bool = False, idempotency_key: str | None = None,
-               timeout: float = 3600.0, on_progress: ProgressCallback | None = None) -> Experiment:
-        """Submit a spec; with ``wait=True`` return only once the experiment has ended."""
+               timeout: float = 3600.0, on_progress: ProgressCallback | None = None,
+               tags: Sequence[str] | None = None) -> Experiment:
+        """Submit a spec (labelled with ``tags``); with ``wait=True`` return only once the
+        experiment has ended."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        accepted = self._json("POST", "/v1/experiments", json=load_spec(spec), headers=headers)
+        body = load_spec(spec) | ({"tags": list(tags)} if tags is not None else {})
+        accepted = self._json("POST", "/v1/experiments", json=body, headers=headers)
         if wait:
             return self.wait(accepted["id"], timeout=timeout, on_progress=on_progress)
         return self.get(accepted["id"])
@@ -186,11 +207,18 @@ class Client(_Base):
 
     def list(self, *, status: str | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
         """Every experiment (newest first), fetching pages as the iteration goes."""
+        return self.list_experiments(status=status, page_size=page_size)
+
+    def list_experiments(
+        self, *, status: str | None = None, tag: str | Sequence[str] | None = None,
+        sweep: str | None = None, created_after: datetime | str | None = None,
+        page_size: int = 50,
+    ) -> Iterator[dict[str, Any]]:
+        """The experiments that match every filter given, newest first, page by page as the
+        iteration goes (``tag``: one tag or several, all required)."""
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if status:
-                params["status"] = status
+            params = self._filters(status, tag, sweep, created_after, page_size)
             if cursor:
                 params["cursor"] = cursor
             page = self._json("GET", "/v1/experiments", params=params)
@@ -211,10 +239,13 @@ class Client(_Base):
 
     def create_sweep(self, base: SpecLike, axes: Mapping[str, Sequence[Any]] | None = None, *,
                      variants: Mapping[str, Mapping[str, Any]] | None = None,
-                     mode: Literal["grid", "zip"] = "grid",
-                     name: str | None = None) -> SweepAccepted:
-        """Start a sweep: one experiment per point of ``axes`` (and ``variants``)."""
+                     mode: Literal["grid", "zip"] = "grid", name: str | None = None,
+                     tags: Sequence[str] | None = None) -> SweepAccepted:
+        """Start a sweep: one experiment per point of ``axes`` (and ``variants``), each
+        labelled with ``tags``."""
         body = self._sweep_body(base, axes, variants, mode, name)
+        if tags is not None:
+            body["tags"] = list(tags)
         return SweepAccepted.from_json(self._json("POST", "/v1/sweeps", json=body))
 
     def sweep(self, sweep_id: str, *, sort: str = "point",
@@ -277,3 +308,44 @@ class Client(_Base):
         params = {"x": x} if x else None
         return self._request("GET", f"/v1/sweeps/{sweep_id}/plots/{metric}.{fmt}",
                              params=params).content
+
+    # --- remedies --------------------------------------------------------------------------
+
+    def start_remedies(self, job_id: str, *, rerun: bool = False, wait: bool = False,
+                       timeout: float = 3600.0,
+                       on_progress: RemediesCallback | None = None) -> Remedies:
+        """Run each fix of a finished experiment's findings as a twin experiment (once per
+        experiment: a second call returns the twins already launched, unless ``rerun``)."""
+        params = {"rerun": "true"} if rerun else None
+        doc = self._json("POST", f"/v1/experiments/{job_id}/remedies", params=params)
+        if wait:
+            return self.wait_remedies(job_id, timeout=timeout, on_progress=on_progress)
+        return Remedies.from_json(doc)
+
+    def remedies(self, job_id: str) -> Remedies:
+        """The twins' outcome so far, fixes best first (``NotFound`` if none were started)."""
+        return Remedies.from_json(self._json("GET", f"/v1/experiments/{job_id}/remedies"))
+
+    def wait_remedies(self, job_id: str, *, timeout: float = 3600.0,
+                      on_progress: RemediesCallback | None = None) -> Remedies:
+        """Poll until every twin has ended."""
+        backoff = Backoff(maximum=3.0)
+        deadline = time.monotonic() + timeout
+        last: Remedies | None = None
+        while True:
+            retry_after = None
+            try:
+                last = self.remedies(job_id)
+            except TrainabilityError as exc:
+                retry_after = self._transient(exc)
+                if retry_after is None:
+                    raise
+            if last is not None and retry_after is None:
+                if on_progress is not None:
+                    on_progress(last)
+                if last.done:
+                    return last
+            delay = backoff.next(retry_after)
+            if time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"remedies of {job_id} not done after {timeout:.0f} s", last)
+            time.sleep(delay)

@@ -127,3 +127,74 @@ class Sweep:
             by_status=dict(progress.get("by_status") or {}), done=bool(progress.get("done")),
             table=[SweepRow.from_json(r) for r in doc.get("table") or []], raw=doc,
         )
+
+
+# --- remedies ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemedyFix:
+    """One fix of an experiment's findings, tried as a twin: what it changed (``*_before`` is
+    the original experiment's value, ``*_after`` the twin's; None until the twin succeeded)."""
+
+    rank: int
+    label: str
+    edits: list[dict[str, Any]]
+    targets: list[str]
+    job_id: str | None
+    status: str
+    resolved: dict[str, bool | None]
+    resolved_all: bool | None
+    findings_after: list[str] | None
+    val_loss_before: float | None
+    val_loss_after: float | None
+    loss_share_before: float | None
+    loss_share_after: float | None
+    grad_ratio_before: float | None
+    grad_ratio_after: float | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RemedyFix:
+        def pair(name: str) -> tuple[Any, Any]:
+            value = doc.get(name) or {}
+            return value.get("before"), value.get("after")
+
+        (loss_b, loss_a), (share_b, share_a), (grad_b, grad_a) = (
+            pair("final_val_loss"), pair("loss_share"), pair("grad_ratio_init"))
+        return cls(
+            rank=int(doc["rank"]), label=doc["label"], edits=list(doc.get("edits") or []),
+            targets=list(doc.get("targets") or []), job_id=doc.get("job_id"),
+            status=doc["status"], resolved=dict(doc.get("resolved") or {}),
+            resolved_all=doc.get("resolved_all"), findings_after=doc.get("findings_after"),
+            val_loss_before=loss_b, val_loss_after=loss_a, loss_share_before=share_b,
+            loss_share_after=share_a, grad_ratio_before=grad_b, grad_ratio_after=grad_a,
+            raw=doc,
+        )
+
+
+@dataclass(frozen=True)
+class Remedies:
+    """The twins of an experiment's fixes: progress, the original's numbers (``before``) and
+    the fixes, best first."""
+
+    job_id: str
+    sweep_id: str
+    status: str  # running | done
+    by_status: dict[str, int]
+    before: dict[str, Any]
+    fixes: list[RemedyFix]
+    raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Remedies:
+        return cls(
+            job_id=doc["job_id"], sweep_id=doc["sweep_id"], status=doc["status"],
+            by_status=dict((doc.get("progress") or {}).get("by_status") or {}),
+            before=dict(doc.get("before") or {}),
+            fixes=[RemedyFix.from_json(f) for f in doc.get("fixes") or []], raw=doc,
+        )

@@ -24,7 +24,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Split = Literal["dev", "heldout"]
+Split = Literal["dev", "heldout", "heldout2"]
+SPLITS: tuple[Split, ...] = ("dev", "heldout", "heldout2")
 Spec = dict[str, Any]
 Edit = dict[str, Any]
 
@@ -515,9 +516,19 @@ def lr_too_low() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    """Every case, in a fixed order; names are unique and no two specs are the same design."""
+    """Every case, in a fixed order; names are unique and no two specs are the same design.
+
+    The first batch (below) is followed by the second (``cases2.py``: dev additions and the
+    fresh ``heldout2`` split, whose designs must share no seed, data spec, width or depth with
+    dev or heldout).
+    """
+    from cases2 import check_fresh, more_cases  # a sibling script
+
     cases = [*healthy(), *vanishing(), *exploding(), *saturated(), *short_memory(), *jagged(),
-             *lr_too_high(), *lr_too_low()]
+             *lr_too_high(), *lr_too_low(), *more_cases()]
+    stale = check_fresh(cases)
+    if stale:
+        raise ValueError("heldout2 designs not fresh:\n" + "\n".join(stale))
     names = Counter(c.name for c in cases)
     dupes = [n for n, k in names.items() if k > 1]
     if dupes:
@@ -571,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = all_cases()
     table = Counter((c.intended, c.split) for c in cases)
     for cls in ("healthy", *CLASSES):
-        print(f"{cls:24s} dev {table[cls, 'dev']:3d}  heldout {table[cls, 'heldout']:3d}")
+        print(f"{cls:24s} " + "  ".join(f"{s} {table[cls, s]:3d}" for s in SPLITS))
     print(f"{'total':24s} {len(cases)} cases, {sum(c.fix is not None for c in cases)} fixed twins")
     if args.json:
         with open(args.json, "w") as fh:

@@ -15,6 +15,11 @@ task's); else ``ambiguous`` (kept with its numbers, left out of precision and re
 meant to be healthy that fails has no fix twin to name its class, so it is ambiguous.
 
     python bench/findings/label.py --url http://127.0.0.1:8311 [--reuse] [--only REGEX]
+    python bench/findings/label.py --url http://127.0.0.1:8312 --batch 2   # cases2.py only
+
+``--only`` and ``--batch`` label a subset and merge it into the labels file: other entries are
+kept as they are, and the run's time and count are appended to ``relabels`` (the top-level
+``created``/``labeling_wall_s``/``runs_submitted`` stay those of the first full run).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cases import Case, all_cases, fixed_spec
+from cases import SPLITS, Case, all_cases, fixed_spec
 from jobs import Record, load, normalized, run_specs, save
 
 TRAINS_WELL = 0.35
@@ -116,9 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="skip runs whose saved result has the same (normalized) spec")
     parser.add_argument("--only", help="label only cases whose name matches this regex")
+    parser.add_argument("--batch", type=int, choices=(1, 2),
+                        help="label only the first batch (cases.py) or the second (cases2.py)")
     args = parser.parse_args(argv)
 
     cases = [c for c in all_cases() if not args.only or re.search(args.only, c.name)]
+    if args.batch:
+        from cases2 import more_cases  # a sibling script
+
+        second = {c.name for c in more_cases()}
+        cases = [c for c in cases if (c.name in second) == (args.batch == 2)]
+    merging = bool(args.only or args.batch)
     specs: dict[str, Record] = {}
     for case in cases:
         specs[case.name] = case.spec
@@ -151,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     run_specs(args.url, specs, done, in_flight=args.in_flight)
     labeling_s = time.monotonic() - started
 
-    previous = {c["name"]: c for c in (load(args.out) or {}).get("cases", [])} if args.only else {}
+    previous_doc = (load(args.out) or {}) if merging else {}
+    previous = {c["name"]: c for c in previous_doc.get("cases", [])}
     rows = []
     for case in cases:
         job, twin = jobs.get(case.name), jobs.get(f"{case.name}+fix")
@@ -169,12 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     merged = {**previous, **{row["name"]: row for row in rows}}
     rows = [merged[n] for n in order if n in merged]
     counts: dict[str, dict[str, int]] = {}
-    for split in ("dev", "heldout"):
+    for split in SPLITS:
         counts[split] = dict(sorted(Counter(r["label"] for r in rows if r["split"] == split)
                                     .items()))
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     document = {
         "about": "Labels from training outcomes only; see README.md and label.py.",
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "created": now,
         "service": args.url,
         "thresholds": {"trains_well_max_ratio": TRAINS_WELL,
                        "clearly_fails_min_ratio": CLEARLY_FAILS},
@@ -183,6 +198,16 @@ def main(argv: list[str] | None = None) -> int:
         "counts": counts,
         "cases": rows,
     }
+    if previous_doc:
+        # A merge: the first full run's metadata stays; this run is appended to relabels.
+        for key in ("created", "service", "labeling_wall_s", "runs_submitted"):
+            if key in previous_doc:
+                document[key] = previous_doc[key]
+        run = {"created": now, "service": args.url, "only": args.only, "batch": args.batch,
+               "cases": len(cases), "runs_submitted": total,
+               "labeling_wall_s": round(labeling_s, 1)}
+        document = {**{k: v for k, v in document.items() if k != "cases"},
+                    "relabels": [*previous_doc.get("relabels", []), run], "cases": rows}
     args.out.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
     print(json.dumps(counts, indent=1))
     kept = sum(r["label"] != "ambiguous" for r in rows)

@@ -6,19 +6,24 @@ The hierarchy (domain part in ``worker/core/errors.py``; HTTP status on the righ
     ├── Unavailable                      503 + Retry-After
     │   ├── StoreUnavailable             Redis (job store) unreachable or timed out
     │   ├── BrokerUnavailable            the task could not be enqueued
-    │   └── NotReady                     /readyz: a dependency or every worker is missing
+    │   ├── NotReady                     /readyz: a dependency or every worker is missing
+    │   ├── StreamsFull                  this API process holds sse_max_streams streams
+    │   └── PlotsBusy                    plot_max_pending drawings are waiting already
     ├── JobStoreError                    500 the store answered with an unexpected error
     ├── JobNotFound                      404 unknown or expired experiment id
     ├── SweepNotFound                    404 unknown or expired sweep id
+    ├── RemediesNotFound                 404 no remedies were launched for the experiment
     ├── PlotUnavailable                  404 the result lacks what a plot needs
     ├── ResultNotReady                   409 report or plot of a job without a result
     ├── JobStateConflict                 409 transition not allowed (final states are final)
     ├── Unauthorized                     401 + WWW-Authenticate: no or unknown API key
     ├── QuotaExceeded                    429 + Retry-After: the key's queued+running limit
+    ├── TooManyStreams                   429 + Retry-After: the key's open event streams
     └── InvalidRequest                   422 refused input, names the field
         ├── InvalidCursor                    a pagination cursor we did not issue
         ├── InvalidDesign                    the layers do not fit the data (names the layer)
         ├── InvalidSpec                      dry run: every error of one spec, all listed
+        │   └── InvalidFields                    schema errors only (as FastAPI's own 422)
         ├── BudgetExceeded                   over a server budget, names the limit and value
         │   └── SweepTooLarge                    more sweep points than max_sweep_points
         ├── InvalidSweep                     sweep points that fail validation, all listed
@@ -45,6 +50,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.live.events import StreamsFull, TooManyStreams
+from service.reports.render import PlotsBusy
 from service.settings import ServiceSettings
 from worker.core.errors import (
     BrokerUnavailable,
@@ -60,6 +67,7 @@ from worker.core.errors import (
     JobStoreError,
     PlotUnavailable,
     QuotaExceeded,
+    RemediesNotFound,
     ResultNotReady,
     StoreUnavailable,
     SweepNotFound,
@@ -100,11 +108,22 @@ class InvalidSpec(InvalidRequest):
         self.errors = errors
 
 
+class InvalidFields(InvalidSpec):
+    """Every schema error of a body read by hand, answered like FastAPI's own validation 422
+    (a submission whose only errors are the schema's: ``service/usecases/submissions.py``)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        fields = ", ".join(str(e["field"]) for e in errors[:5])
+        self.args = (f"{len(errors)} invalid field(s): {fields}",)
+
+
 # Most specific first: the first class the error is an instance of decides the answer.
 _PROBLEMS: Sequence[tuple[type[TrainabilityError], int, str, str]] = (
     (BudgetExceeded, 422, "budget-exceeded", "Spec exceeds a server budget"),
     (InvalidCursor, 422, "invalid-cursor", "Invalid pagination cursor"),
     (InvalidDesign, 422, "invalid-design", "Layers do not fit the data"),
+    (InvalidFields, 422, "validation-error", "Request validation failed"),
     (InvalidSpec, 422, "invalid-spec", "Spec is not valid"),
     (InvalidSweep, 422, "invalid-sweep", "Invalid sweep points"),
     (IdempotencyKeyReused, 422, "idempotency-key-reused", "Idempotency-Key reused"),
@@ -112,11 +131,15 @@ _PROBLEMS: Sequence[tuple[type[TrainabilityError], int, str, str]] = (
     (InvalidRequest, 422, "invalid-request", "Invalid request"),
     (JobNotFound, 404, "not-found", "Experiment not found"),
     (SweepNotFound, 404, "sweep-not-found", "Sweep not found"),
+    (RemediesNotFound, 404, "remedies-not-found", "Remedies not found"),
     (PlotUnavailable, 404, "plot-unavailable", "Plot not available"),
     (ResultNotReady, 409, "no-result", "Experiment has no result"),
     (JobStateConflict, 409, "conflict", "Experiment state conflict"),
     (Unauthorized, 401, "unauthorized", "Authentication required"),
     (QuotaExceeded, 429, "too-many-jobs", "Too many active experiments"),
+    (TooManyStreams, 429, "too-many-streams", "Too many open event streams"),
+    (StreamsFull, 503, "streams-full", "Event streams at capacity"),
+    (PlotsBusy, 503, "plots-busy", "Plots busy"),
     (NotReady, 503, "not-ready", "Service not ready"),
     (StoreUnavailable, 503, "store-unavailable", "Job store unavailable"),
     (BrokerUnavailable, 503, "broker-unavailable", "Task broker unavailable"),
@@ -169,7 +192,7 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
         if exc.invalid_token:
             challenge += ', error="invalid_token"'
         headers["WWW-Authenticate"] = challenge
-    elif isinstance(exc, QuotaExceeded):
+    elif isinstance(exc, QuotaExceeded | TooManyStreams):
         headers["Retry-After"] = str(settings.retry_after_s)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(settings.retry_after_s)

@@ -18,7 +18,13 @@ Redis goes away mid-stream (a reconnect then gets a 503 with Retry-After until R
 How it waits (``worker.jobs.store.JobFeed``): every write of the job wakes the stream (the
 job store publishes a word per write); the stream sleeps until then and re-reads the job's few
 small fields when woken, or at least every ``sse_poll_s`` (a wake-up published while Redis
-restarted is lost; the poll catches up). No thread is held per client (the feed is async).
+restarted is lost; the poll catches up). No thread is held per client (the feed is async), and
+the feed shares one pub/sub connection among every stream of the process.
+
+How many (``StreamLimits``): one API key (with auth off, one client address) holds at most
+``sse_max_streams_per_key`` streams in this process (one more is a 429 with Retry-After), and
+the process at most ``sse_max_streams`` (then a 503): one client cannot take live events from
+everyone.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, cast
 
-from worker.core.errors import JobNotFound, TrainabilityError
+from worker.core.errors import JobNotFound, TrainabilityError, Unavailable
 from worker.jobs.records import JOB_ID_RE, LiveState
 from worker.jobs.store import JobFeed, JobWatch
 
@@ -157,3 +163,66 @@ class ExperimentEvents:
             "finished_at": _iso(state.finished_at),
             "summary": summary,
         }
+
+
+class TooManyStreams(TrainabilityError):
+    """This caller already holds ``limit`` open event streams (429 + Retry-After)."""
+
+    def __init__(self, who: str, limit: int) -> None:
+        super().__init__(f"{who} already has {limit} event streams open (sse_max_streams_per_key)"
+                         "; close one or poll GET /v1/experiments/{id}")
+        self.limit = limit
+
+
+class StreamsFull(Unavailable):
+    """This API process holds ``sse_max_streams`` open event streams (503 + Retry-After)."""
+
+
+class StreamSlot:
+    """One open stream of one caller; ``release`` is idempotent."""
+
+    def __init__(self, limits: StreamLimits, who: str) -> None:
+        self._limits: StreamLimits | None = limits
+        self._who = who
+
+    def release(self) -> None:
+        if self._limits is not None:
+            limits, self._limits = self._limits, None
+            limits.release(self._who)
+
+    async def guard(self, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+        """``chunks``, releasing the slot however the stream ends."""
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            self.release()
+
+
+class StreamLimits:
+    """Open event streams per caller and in all, in this API process (event-loop only)."""
+
+    def __init__(self, *, per_key: int, total: int) -> None:
+        self._per_key = per_key
+        self._total = total
+        self._open: dict[str, int] = {}
+
+    @property
+    def open(self) -> int:
+        return sum(self._open.values())
+
+    def acquire(self, who: str) -> StreamSlot:
+        if self._open.get(who, 0) >= self._per_key:
+            raise TooManyStreams(who, self._per_key)
+        if self.open >= self._total:
+            raise StreamsFull(f"this API process has {self._total} event streams open")
+        self._open[who] = self._open.get(who, 0) + 1
+        return StreamSlot(self, who)
+
+    def release(self, who: str) -> None:
+        left = self._open.get(who, 0) - 1
+        if left > 0:
+            self._open[who] = left
+        else:
+            self._open.pop(who, None)
+

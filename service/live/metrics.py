@@ -14,6 +14,11 @@ Two kinds:
   ``trainability_store_up 0`` and only the per-request metrics.
 
 Each app has its own registry (several apps in one test process do not collide).
+
+Who sees what: everything above needs an operator key (``"operator": true`` in
+``TRAINABILITY_API_KEYS``, sent as ``Authorization: Bearer``; point Prometheus'
+``authorization.credentials`` at it). Anyone else gets the summary: ``trainability_store_up``
+and ``trainability_workers``, no counts across API keys and no traffic per route.
 """
 
 from __future__ import annotations
@@ -145,6 +150,28 @@ class RequestMetrics:
                 )
 
 
+class SummaryCollector(Collector):
+    """What anyone may see: whether Redis answers and how many workers are alive."""
+
+    def __init__(self, store: JobStore, registry: WorkerRegistry) -> None:
+        self._store = store
+        self._workers = registry
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("trainability_store_up", "1 if Redis answered this scrape.")
+        try:
+            workers = len(self._workers.live_workers())
+        except TrainabilityError as exc:
+            log.warning("metrics: store not read: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily("trainability_workers", "Workers with a recent heartbeat.",
+                                value=workers)
+
+
 def make_registry(
     store: JobStore, workers: WorkerRegistry, broker: BrokerQueues
 ) -> tuple[CollectorRegistry, Histogram]:
@@ -157,3 +184,10 @@ def make_registry(
         labelnames=["method", "route", "status"], buckets=REQUEST_BUCKETS, registry=registry,
     )
     return registry, histogram
+
+
+def make_summary_registry(store: JobStore, workers: WorkerRegistry) -> CollectorRegistry:
+    """The registry of the summary (callers without an operator key)."""
+    registry = CollectorRegistry()
+    registry.register(SummaryCollector(store, workers))
+    return registry

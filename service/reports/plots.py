@@ -3,7 +3,13 @@
 Everything here reads the result JSON (``worker/core/result.py`` documents it); nothing imports
 torch. Figures are built with the object-oriented API (``Figure``), never ``pyplot``, so no
 global figure state is shared between requests; rendering holds a lock because matplotlib's
-font and text caches are not thread-safe and FastAPI runs sync routes in a thread pool.
+font and text caches are not thread-safe. The API draws on a thread of its own, off the
+request threads (``service/reports/render.py``).
+
+What a figure draws is capped (``MAX_HEATMAP_COLUMNS`` probes, ``MAX_LINE_POINTS`` points per
+line, ``MAX_TICK_LABELS`` tick labels), evenly spread with the first and the last kept: a run
+probed at every step has thousands of probes, more than a 6-inch figure can show, and each
+drawn cell and label costs time.
 """
 
 from __future__ import annotations
@@ -22,11 +28,18 @@ from matplotlib.figure import Figure  # noqa: E402  (after the backend is chosen
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from worker.core.errors import PlotUnavailable  # noqa: E402
+from worker.core.probe_schedule import evenly_spaced  # noqa: E402
 from worker.core.sweeps import COLUMN, METRICS, Row, format_value  # noqa: E402
 
 PlotFormat = Literal["png", "svg"]
 MEDIA_TYPES: Final[dict[str, str]] = {"png": "image/png", "svg": "image/svg+xml"}
 _RENDER_LOCK = threading.Lock()
+#: Probes (columns) a heatmap draws at most.
+MAX_HEATMAP_COLUMNS: Final = 200
+#: Points one line draws at most.
+MAX_LINE_POINTS: Final = 2000
+#: Tick labels on an axis of probe steps at most.
+MAX_TICK_LABELS: Final = 12
 _RC: Final[dict[Any, Any]] = {
     "svg.fonttype": "none",  # text stays text: smaller files, searchable titles
     "svg.hashsalt": "trainability",  # stable ids: the same result gives the same SVG
@@ -74,6 +87,12 @@ def _wide(values: Sequence[float]) -> bool:
     return _positive(finite) and max(finite) / min(finite) > 10
 
 
+def thin(values: Sequence[Any], keep: int) -> list[Any]:
+    """At most ``keep`` of ``values``, evenly spread, the first and the last kept (parallel
+    sequences of one length keep the same positions)."""
+    return [values[i] for i in evenly_spaced(len(values), keep)]
+
+
 def _section(result: Mapping[str, Any], *path: str, needs: str) -> Any:
     node: Any = result
     for key in path:
@@ -88,7 +107,7 @@ def _section(result: Mapping[str, Any], *path: str, needs: str) -> Any:
 def gradient_flow_heatmap(result: Mapping[str, Any]) -> Figure:
     """Layer x probe step: log10 of the RMS of dL/dh per observed layer."""
     flow = _section(result, "gradient_flow", needs="enable the gradient_flow group")
-    probes = flow.get("probes") or []
+    probes = thin(flow.get("probes") or [], MAX_HEATMAP_COLUMNS)
     if not probes:
         raise PlotUnavailable("the gradient_flow section has no probes")
     layers: list[str] = flow.get("layers") or [
@@ -99,7 +118,8 @@ def gradient_flow_heatmap(result: Mapping[str, Any]) -> Figure:
     fig = _figure(6.4, max(2.6, 0.28 * len(layers) + 1.4))
     ax = fig.add_subplot()
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.set_xticks(range(len(probes)), [str(p["step"]) for p in probes])
+    ticks = evenly_spaced(len(probes), MAX_TICK_LABELS)
+    ax.set_xticks(ticks, [str(probes[i]["step"]) for i in ticks])
     ax.set_yticks(range(len(layers)), layers)
     ax.set_xlabel("step")
     ax.set_ylabel("layer (input first)")
@@ -109,8 +129,32 @@ def gradient_flow_heatmap(result: Mapping[str, Any]) -> Figure:
     return fig
 
 
+def through_time(recurrent: Sequence[Mapping[str, Any]]) -> Figure:
+    """A recurrent design's gradient through time: RMS of dL/dh_t over t, at init and at the
+    end, per recurrent layer (the gains across one recurrent layer say nothing)."""
+    chosen = [recurrent[0]] if len(recurrent) == 1 else [recurrent[0], recurrent[-1]]
+    fig = _figure()
+    ax = fig.add_subplot()
+    for probe, style in zip(chosen, ("-", "--"), strict=False):
+        when = "init" if probe["step"] == 0 else f"step {probe['step']}"
+        for layer in probe.get("layers") or []:
+            rms = [_num(v) for v in layer.get("grad_rms") or []]
+            ax.plot(range(1, len(rms) + 1), rms, style, label=f"{layer['layer']} ({when})")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("time step t (the loss is read at the end)")
+    ax.set_ylabel("RMS of dL/dh_t")
+    ax.set_title("Gradient through time")
+    ax.legend(fontsize=8)
+    return fig
+
+
 def gains(result: Mapping[str, Any]) -> Figure:
-    """Per-layer gain (rms[l] / rms[l+1]) at initialization and at the end."""
+    """Per-layer gain (rms[l] / rms[l+1]) at initialization and at the end; for a recurrent
+    design, the gradient through time instead."""
+    recurrent = (result.get("gradient_flow") or {}).get("recurrent")
+    if recurrent:
+        return through_time(recurrent)
     probes = _section(result, "gradient_flow", "probes", needs="enable the gradient_flow group")
     if not probes:
         raise PlotUnavailable("the gradient_flow section has no probes")
@@ -135,15 +179,16 @@ def gains(result: Mapping[str, Any]) -> Figure:
 def loss(result: Mapping[str, Any]) -> Figure:
     """Training and validation loss curves."""
     curves = _section(result, "curves", needs="the result has no curves")
-    train = [_num(v) for v in curves.get("train_loss", [])]
-    val = [_num(v) for v in curves.get("val_loss", [])]
+    train = [_num(v) for v in thin(curves.get("train_loss", []), MAX_LINE_POINTS)]
+    val = [_num(v) for v in thin(curves.get("val_loss", []), MAX_LINE_POINTS)]
     if not train and not val:
         raise PlotUnavailable("the result has no loss curve")
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot(curves.get("step", []), train, label="train (batch mean)")
+    ax.plot(thin(curves.get("step", []), MAX_LINE_POINTS), train, label="train (batch mean)")
     if val:
-        ax.plot(curves.get("eval_step", []), val, "o-", markersize=3, label="validation")
+        ax.plot(thin(curves.get("eval_step", []), MAX_LINE_POINTS), val, "o-", markersize=3,
+                label="validation")
     if _wide(train + val):
         ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -177,7 +222,8 @@ def alignment(result: Mapping[str, Any]) -> Figure:
                     needs="enable the alignment group (preset standard or full)")
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot(data["steps"], [_num(v) for v in data["cosine"]], "o-", markersize=3)
+    ax.plot(thin(data["steps"], MAX_LINE_POINTS),
+            [_num(v) for v in thin(data["cosine"], MAX_LINE_POINTS)], "o-", markersize=3)
     ax.axhline(0.0, color="grey", linewidth=1)
     if data.get("mean") is not None:
         ax.axhline(data["mean"], color="tab:orange", linestyle="--",
@@ -269,4 +315,59 @@ def sweep_plot(metric: str, rows: Sequence[Row], varied: Sequence[str],
     ax.set_title(f"{label} vs {x}")
     if len(groups) > 1 or column.healthy is not None:
         ax.legend(title=", ".join(series_columns) or None, fontsize=8)
+    return fig
+
+
+# --- several experiments (the compare page) ------------------------------------------------
+
+Runs = Sequence[tuple[str, Mapping[str, Any]]]  # (label, result) per experiment
+
+
+def overlay_gradient_flow(runs: Runs) -> Figure:
+    """RMS of dL/dh per layer at initialization (the step-0 probe), one line per experiment."""
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    every: list[float] = []
+    for label, result in runs:
+        probes = (result.get("gradient_flow") or {}).get("probes") or []
+        if probes and probes[0].get("activation_grad_rms"):
+            rms = [_num(v) for v in probes[0]["activation_grad_rms"]]
+            ax.plot(range(1, len(rms) + 1), rms, "o-", markersize=3, label=label)
+            every += rms
+    if not any(math.isfinite(v) for v in every):
+        raise PlotUnavailable("none of these results has a gradient_flow probe at step 0")
+    if _positive(every):
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer (input side first)")
+    ax.set_ylabel("RMS of dL/dh at step 0")
+    ax.set_title("Gradient flow at initialization")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def overlay_loss(runs: Runs) -> Figure:
+    """Training loss (lines) and validation loss (dashed, markers), one colour per experiment."""
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    every: list[float] = []
+    for label, result in runs:
+        curves = result.get("curves") or {}
+        train = [_num(v) for v in curves.get("train_loss") or []]
+        val = [_num(v) for v in curves.get("val_loss") or []]
+        if not train and not val:
+            continue
+        (line,) = ax.plot(curves.get("step", []), train, label=label)
+        if val:
+            ax.plot(curves.get("eval_step", []), val, "o--", markersize=3,
+                    color=line.get_color())
+        every += train + val
+    if not any(math.isfinite(v) for v in every):
+        raise PlotUnavailable("none of these results has a loss curve")
+    if _wide(every):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (train: line, validation: dashed)")
+    ax.set_title("Loss")
+    ax.legend(fontsize=8)
     return fig

@@ -8,15 +8,25 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from worker.core.result import ExperimentResult
 from worker.core.spec import ExperimentSpec
-from worker.jobs.records import JobRecord, JobStatus, JobSummary
+from worker.jobs.records import MAX_TAGS, TAG_PATTERN, JobRecord, JobStatus, JobSummary
 
 log = logging.getLogger(__name__)
+
+Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
+#: Labels of a job, for listings (``?tag=``): short words, kept once each in the order given.
+Tags = Annotated[list[Tag], Field(
+    max_length=MAX_TAGS,
+    description=f"Labels for listings (?tag=): at most {MAX_TAGS}, each 1-40 characters of "
+    "letters, digits and _ . : = + / - (starting with a letter or digit).",
+)]
+#: The fields of a submission that are the job's, not the design's (not in the spec).
+SUBMISSION_FIELDS = frozenset({"callback_url", "tags"})
 
 
 class ExperimentCreate(ExperimentSpec):
@@ -30,9 +40,11 @@ class ExperimentCreate(ExperimentSpec):
         "must match the server's webhook allowlist.",
     )
 
+    tags: Tags = Field(default_factory=list)
+
     def spec_json(self) -> str:
         """The normalized spec JSON, without the request-only fields."""
-        return self.model_dump_json(exclude={"callback_url"})
+        return self.model_dump_json(exclude=set(SUBMISSION_FIELDS))
 
 
 class ExperimentLinks(BaseModel):
@@ -63,13 +75,19 @@ class ExperimentSummary(BaseModel):
     finished_at: datetime | None
     attempts: int
     links: ExperimentLinks
+    tags: list[str] = Field(default_factory=list, description="The job's labels.")
+    sweep_id: str | None = Field(None, description="The sweep this experiment is a point of.")
+    headline: str | None = Field(
+        None, description="The result's verdict in one line (once it has a result)."
+    )
 
     @classmethod
     def from_summary(cls, job: JobSummary) -> ExperimentSummary:
         return cls(
             id=job.id, status=job.status, name=job.name, created_at=job.created_at,
             updated_at=job.updated_at, started_at=job.started_at, finished_at=job.finished_at,
-            attempts=job.attempts, links=links_for(job.id),
+            attempts=job.attempts, links=links_for(job.id), tags=list(job.tags),
+            sweep_id=job.sweep_id, headline=job.headline,
         )
 
 
@@ -88,7 +106,6 @@ class ExperimentPublic(ExperimentSummary):
     )
     error: str | None = Field(description="Why the job failed, timed out or was cancelled "
                               "(while queued again: why its last attempt was lost).")
-    sweep_id: str | None = Field(None, description="The sweep this experiment is a point of.")
     cancel_requested: bool = Field(
         False, description="Cancellation was asked; a running job stops at its next check."
     )
@@ -110,7 +127,6 @@ class ExperimentPublic(ExperimentSummary):
             spec=json.loads(job.spec),
             result=result,
             error=error,
-            sweep_id=job.sweep_id,
             cancel_requested=job.cancel_requested,
             callback_url=job.callback_url,
             webhook=job.webhook,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, create_model
 
+from service.schemas.experiments import Tags
 from worker.core.spec import ExperimentSpec
 from worker.core.sweeps import COLUMN, RESULT_COLUMNS
 from worker.jobs.records import JobStatus
@@ -38,6 +39,7 @@ class SweepCreate(BaseModel):
     mode: Literal["grid", "zip"] = Field(
         "grid", description="grid: every combination; zip: the i-th value of every axis."
     )
+    tags: Tags = Field(default_factory=list)  # every job of the sweep carries them
 
 
 class RerunRequest(BaseModel):
@@ -112,6 +114,7 @@ class SweepSummary(BaseModel):
     created_at: datetime = Field(description="When the sweep was created.")
     updated_at: datetime = Field(description="Last change (creation or re-run).")
     links: SweepLinks = Field(description="Where the sweep and its report are.")
+    tags: list[str] = Field(default_factory=list, description="Labels every job carries.")
 
 
 class SweepPublic(SweepSummary):

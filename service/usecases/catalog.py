@@ -37,6 +37,7 @@ from worker.core.spec import (
     ScheduleSpec,
     StrictModel,
     TrainingSpec,
+    TransformerModel,
     data_shape,
 )
 from worker.core.spec.shapes import FAMILY_INPUT, InputKind
@@ -71,6 +72,13 @@ LAYER_INPUTS: dict[str, tuple[InputKind, ...]] = {
     "gru": ("sequence",),
     "lstm": ("sequence",),
     "residual": ("vector", "sequence", "image"),
+    "embedding": ("sequence",),
+    "positional_encoding": ("sequence",),
+    "self_attention": ("sequence",),
+    "rms_norm": ("vector", "sequence"),
+    "gated_mlp": ("vector", "sequence"),
+    "sequence_pool": ("sequence",),
+    "transformer_block": ("sequence",),
 }
 
 
@@ -98,6 +106,9 @@ class FamilyEntry(BaseModel):
     name: str
     input: InputKind = Field(description="The data the family takes.")
     description: str
+    fields: list[Parameter] | None = Field(
+        None, description="This family's own fields (transformer); null: the shared ones."
+    )
 
 
 class Families(BaseModel):
@@ -286,10 +297,13 @@ def _static_catalog() -> Catalog:
     family_names = list(get_args(FamilyModel.model_fields["family"].annotation))
     described = _family_descriptions()
     families = Families(
-        names=family_names,
+        names=[*family_names, "transformer"],
         fields=parameters(FamilyModel),
-        items=[FamilyEntry(name=f, input=FAMILY_INPUT[f], description=described.get(f, ""))
-               for f in family_names],
+        items=[*(FamilyEntry(name=f, input=FAMILY_INPUT[f], description=described.get(f, ""))
+                 for f in family_names),
+               FamilyEntry(name="transformer", input=FAMILY_INPUT["transformer"],
+                           description=_doc(TransformerModel),
+                           fields=parameters(TransformerModel))],
     )
     layer_types = [
         LayerTypeEntry(type=t, description=_doc(cls), inputs=list(LAYER_INPUTS[t]),

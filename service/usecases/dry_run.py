@@ -29,8 +29,9 @@ from worker.core.budgets import (
     cost_of,
     design_analysis,
     input_checks,
+    spec_problems,
 )
-from worker.core.errors import InvalidDesign
+from worker.core.errors import InvalidDesign, InvalidRequest
 from worker.core.settings import Settings
 from worker.core.spec import Analysis, ExperimentSpec
 
@@ -77,6 +78,17 @@ def dry_run(body: Any, settings: Settings) -> DryRun:
         raise InvalidSpec(entries)
     assert analysis is not None and cost is not None
     return DryRun(spec=spec, analysis=analysis, cost=cost, budgets=checks)
+
+
+def design_problems(body: Any, settings: Settings) -> list[InvalidRequest]:
+    """Checks 2 and 3 alone: the layer that does not fit and every budget exceeded, with the
+    independent sections set aside (empty when schema errors leave nothing to analyze)."""
+    spec: ExperimentSpec | None
+    try:
+        spec = ExperimentSpec.model_validate(body)
+    except ValidationError as exc:
+        spec = _set_aside_independent(body, exc.errors(include_url=False))
+    return [] if spec is None else spec_problems(spec, settings)
 
 
 def _set_aside_independent(body: Any, errors: list[Any]) -> ExperimentSpec | None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from service.auth import Caller
 from service.live.events import ExperimentEvents
@@ -54,7 +56,8 @@ def submit_experiment(
     queue = queue_for(body.training.device, settings)
     if idempotency_key is None:
         job = store.create(body.spec_json(), name=body.name, queue=queue, owner=caller.name,
-                           callback_url=body.callback_url, max_active=caller.max_queued)
+                           callback_url=body.callback_url, max_active=caller.max_queued,
+                           tags=body.tags)
         created = True
     else:
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
@@ -62,7 +65,7 @@ def submit_experiment(
             body.spec_json(), name=body.name, queue=queue, owner=caller.name,
             callback_url=body.callback_url, max_active=caller.max_queued,
             idempotency_key=idempotency_key, fingerprint=fingerprint,
-            ttl_s=settings.idempotency_ttl_s,
+            ttl_s=settings.idempotency_ttl_s, tags=body.tags,
         )
     if created:
         _enqueue(store, dispatcher, job, queue, caller=caller, idempotency_key=idempotency_key)
@@ -90,10 +93,15 @@ def get_experiment(store: JobStore, job_id: str, caller: Caller) -> JobRecord:
 
 def list_experiments(
     store: JobStore, caller: Caller, *, status: JobStatus | None = None, limit: int = 20,
-    cursor: str | None = None,
+    cursor: str | None = None, tags: Sequence[str] = (), sweep_id: str | None = None,
+    created_after: datetime | None = None,
 ) -> JobPage:
-    """The caller's jobs (every job with auth off), newest first, one page."""
-    return store.list_jobs(status=status, limit=limit, cursor=cursor, owner=caller.name)
+    """The caller's jobs (every job with auth off), newest first, one page, with every filter
+    given (``tags``: each of them; ``created_after``: strictly, UTC when naive)."""
+    if created_after is not None and created_after.tzinfo is None:
+        created_after = created_after.replace(tzinfo=UTC)
+    return store.list_jobs(status=status, limit=limit, cursor=cursor, owner=caller.name,
+                           tags=tags, sweep_id=sweep_id, created_after=created_after)
 
 
 def cancel_experiment(

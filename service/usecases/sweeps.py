@@ -27,7 +27,7 @@ from service.schemas.sweeps import (
     sweep_links,
 )
 from service.settings import ServiceSettings
-from worker.core.budgets import check_budgets
+from worker.core.budgets import spec_problems
 from worker.core.errors import (
     BrokerUnavailable,
     InvalidRequest,
@@ -100,10 +100,11 @@ def create_sweep(
 ) -> SweepAccepted:
     """Validate every point, record the jobs and the sweep, then enqueue the jobs."""
     base = base_document(body.base)
-    points = validate_points(base, _points(body, settings),
-                             lambda spec: check_budgets(spec, settings))
+    points = validate_points(base, _points(body, settings),  # every problem of every point
+                             lambda spec: spec_problems(spec, settings))
     sweep_id = new_sweep_id()
-    jobs = _record_jobs(store, points, sweep_id=sweep_id, settings=settings, caller=caller)
+    jobs = _record_jobs(store, points, sweep_id=sweep_id, settings=settings, caller=caller,
+                        tags=body.tags)
     now = utcnow()
     sweeps.create(SweepRecord(
         id=sweep_id, name=body.name, mode=body.mode, base=base,
@@ -111,7 +112,7 @@ def create_sweep(
         variants={k: dict(v) for k, v in body.variants.items()} if body.variants else None,
         points=[SweepPoint(index=vp.point.index, values=vp.point.values, job_ids=[job_id])
                 for vp, (job_id, _) in zip(points, jobs, strict=True)],
-        created_at=now, updated_at=now, owner=caller.name,
+        created_at=now, updated_at=now, owner=caller.name, tags=tuple(body.tags),
     ))
     _enqueue_all(store, dispatcher, jobs)
     return SweepAccepted(id=sweep_id, points=len(jobs), job_ids=[j for j, _ in jobs],
@@ -120,7 +121,7 @@ def create_sweep(
 
 def _record_jobs(
     store: JobStore, points: Sequence[ValidatedPoint], *, sweep_id: str,
-    settings: ServiceSettings, caller: Caller,
+    settings: ServiceSettings, caller: Caller, tags: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """One queued job per point, owned by the caller; (job id, queue) pairs.
 
@@ -133,7 +134,7 @@ def _record_jobs(
         try:
             job = store.create(vp.spec.model_dump_json(), name=vp.spec.name, queue=queue,
                                sweep_id=sweep_id, owner=caller.name,
-                               max_active=caller.max_queued)
+                               max_active=caller.max_queued, tags=tags)
         except QuotaExceeded:
             for job_id, _ in jobs:
                 with contextlib.suppress(TrainabilityError):
@@ -193,7 +194,7 @@ def summary_of(record: SweepRecord) -> SweepSummary:
     return SweepSummary(
         id=record.id, name=record.name, mode="zip" if record.mode == "zip" else "grid",
         points=len(record.points), varied=varied_columns(record), created_at=record.created_at,
-        updated_at=record.updated_at, links=sweep_links(record.id),
+        updated_at=record.updated_at, links=sweep_links(record.id), tags=list(record.tags),
     )
 
 
@@ -261,8 +262,9 @@ def rerun_sweep(
     by_index = {p.index: p for p in expand(record.axes, record.variants,
                                           "zip" if record.mode == "zip" else "grid")}
     chosen = [by_index[s.point.index] for s in states]
-    validated = validate_points(record.base, chosen, lambda spec: check_budgets(spec, settings))
-    jobs = _record_jobs(store, validated, sweep_id=record.id, settings=settings, caller=caller)
+    validated = validate_points(record.base, chosen, lambda spec: spec_problems(spec, settings))
+    jobs = _record_jobs(store, validated, sweep_id=record.id, settings=settings, caller=caller,
+                        tags=record.tags)
     rerun = []
     for state, vp, (job_id, _) in zip(states, validated, jobs, strict=True):
         sweeps.add_job(record.id, vp.point.index, job_id)

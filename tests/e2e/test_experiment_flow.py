@@ -91,9 +91,7 @@ def test_the_worker_makes_the_service_ready(e2e_server):
     with e2e_server.client() as client:
         ready = client.get("/readyz")
     assert ready.status_code == 200
-    (worker,) = ready.json()["workers"]
-    assert worker["hostname"].startswith("test-worker@")
-    assert worker["queues"] == ["cpu", "gpu"]
+    assert ready.json()["workers"] == 1  # names and queues: operator keys only
 
 
 def test_listing_shows_the_finished_jobs(e2e_server, finished):

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from matplotlib import image as mpimg
 
+from tests.browser import assert_real_picture, dump_dom, screenshot
 from trainability_client import AsyncClient, Client, Sweep
 
 BASE: dict[str, Any] = {
@@ -144,49 +143,7 @@ def test_reports_embed_every_plot(client, showcase):
     assert "vanishing" in job
 
 
-# --- headless Chromium ---------------------------------------------------------------------
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed but CI is set: .ci/run installs it (apt)")
-    pytest.skip("chromium is not installed (apt-get install chromium); CI runs this test")
-
-
-def chromium_argv(binary: str, profile: Path) -> list[str]:
-    return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
-            f"--user-data-dir={profile}"]
-
-
-def screenshot(url: str, out: Path, tmp_path: Path) -> Path:
-    argv = [*chromium_argv(chromium(), tmp_path / "profile"), f"--screenshot={out}",
-            "--window-size=1200,2000", url]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert out.exists(), f"no screenshot; chromium said:\n{done.stderr[-3000:]}"
-    return out
-
-
-def dump_dom(url: str, tmp_path: Path) -> str:
-    argv = [*chromium_argv(chromium(), tmp_path / "profile-dom"), "--dump-dom", url]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
-def assert_real_picture(path: Path, width: int = 1200) -> None:
-    pixels = mpimg.imread(path)
-    assert pixels.shape[1] == width and pixels.shape[0] >= 1000, pixels.shape
-    rgb = pixels[..., :3]
-    assert rgb.std() > 0.05, "the screenshot is blank"
-    # plot colours, not just black text on white: some pixels are clearly coloured
-    saturation = rgb.max(axis=-1) - rgb.min(axis=-1)
-    assert (saturation > 0.3).mean() > 0.002
-
+# --- headless Chromium (tests/browser.py) -------------------------------------------------
 
 def test_the_sweep_report_renders_in_chromium(e2e_server, showcase, tmp_path):
     url = f"{e2e_server.url}/v1/sweeps/{showcase.id}/report"

@@ -73,14 +73,17 @@ class WorkerFarm:
     env: dict[str, str] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
 
-    def start(self, name: str, *, queues: str = "cpu,gpu,webhooks", concurrency: int = 1,
+    def start(self, name: str, *, queues: str = "cpu,gpu", concurrency: int = 1,
               app: str = "worker.runtime.app", env: dict[str, str] | None = None) -> Worker:
+        """A training worker; ``queues="webhooks"``: a notifier (thread pool), as training
+        queues and webhook deliveries never share a worker (worker/runtime/queues.py)."""
         log = self.logs / f"{name}-{len(self.workers)}.log"
         environment = {**os.environ, "REDIS_URL": self.redis_url, "PYTHONPATH": str(ROOT),
                        **FAST, **self.env, **(env or {})}
+        pool = "--pool=threads" if queues == "webhooks" else "--pool=prefork"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=prefork",
+                [sys.executable, "-m", "celery", "-A", app, "worker", pool,
                  f"--concurrency={concurrency}", "-Q", queues, "-n", f"{name}@%h", "-l", "info",
                  "--without-gossip", "--without-mingle"],
                 cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT,

@@ -86,6 +86,7 @@ def farm(redis_server, tmp_path_factory) -> Iterator[WorkerFarm]:
         "TRAINABILITY_JOB_SOFT_TIME_LIMIT_S": "20",
         "TRAINABILITY_JOB_HARD_TIME_LIMIT_S": "30",
     })
+    farm.start("notifier", queues="webhooks")  # first: live_worker() picks the last one
     farm.start("alpha")
     yield farm
     farm.stop_all()
@@ -166,7 +167,10 @@ def test_time_limits_end_in_timed_out_with_partial_results(farm, client):
         summary = job["result"]["summary"]
         assert summary["outcome"] == "timed_out"
         assert 0 < summary["steps"] < 80_000  # partial: what was done until the limit
-        assert limit <= summary["train_time_s"] < limit + 2
+        # the deadline covers the whole job (data, training, the end analyses): training
+        # itself stops short of it, the job as a whole ends close to it
+        assert 0.5 * limit <= summary["train_time_s"] <= limit + 0.1
+        assert summary["wall_time_s"] < limit + 2
         assert "time limit" in job["error"]
 
 
@@ -222,10 +226,13 @@ def test_a_sigkilled_worker_loses_no_job(farm, client):
     lost = client.get(f"/v1/experiments/{job_id}").json()
     assert lost["status"] == "running"  # as the dead worker left it
 
-    rescuer = farm.start("rescuer")
+    farm.start("rescuer")
     job = wait_final(client, job_id, timeout=60)
     assert job["status"] == "succeeded", job["error"]
     assert job["attempts"] == 2
     assert job["worker"].startswith("rescuer@")
     assert job["result"]["summary"]["steps"] == 1500
-    assert "was lost" in rescuer.output() or "re-queued" in rescuer.output()
+    # the reaper of whichever live worker took the reaping lock (the notifier's, or the
+    # rescuer's) put the job back
+    logs = "".join(w.output() for w in farm.workers)
+    assert any(s in logs for s in ("was lost", "re-queued", "sending it again"))

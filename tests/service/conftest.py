@@ -40,7 +40,7 @@ def _minimal_result(outcome: str = "completed") -> dict[str, Any]:
             "wall_time_s": 0.5, "train_time_s": 0.25, "diagnostics_time_s": 0.01,
             "samples_per_s": 320.0, "device": "cpu",
             "final_train_loss": 0.6, "final_val_loss": 0.7, "final_train_accuracy": 0.5,
-            "final_val_accuracy": 0.5, "baseline_val_loss": 0.69,
+            "final_val_accuracy": 0.5, "baseline_val_loss": 0.69, "analyses_skipped": [],
         },
         "curves": {"step": [0, 5], "train_loss": [0.7, 0.6], "eval_step": [5],
                    "train_eval_loss": [0.6], "val_loss": [0.7], "train_accuracy": [0.5],

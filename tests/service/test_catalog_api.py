@@ -35,11 +35,16 @@ def by_name(items: list[dict[str, Any]], key: str = "name") -> dict[str, dict[st
 
 def test_families_with_their_fields_and_inputs(catalog):
     families = catalog["families"]
-    assert families["names"] == ["mlp", "resmlp", "cnn", "rnn", "gru", "lstm"]
+    assert families["names"] == ["mlp", "resmlp", "cnn", "rnn", "gru", "lstm", "transformer"]
     items = by_name(families["items"])
     assert {name: item["input"] for name, item in items.items()} == {
         "mlp": "vector", "resmlp": "vector", "cnn": "image",
-        "rnn": "sequence", "gru": "sequence", "lstm": "sequence"}
+        "rnn": "sequence", "gru": "sequence", "lstm": "sequence", "transformer": "sequence"}
+    transformer = by_name(items["transformer"]["fields"])
+    assert transformer["norm_position"]["enum"] == ["pre", "post", "none"]
+    assert (transformer["heads"]["default"], transformer["heads"]["maximum"]) == (4, 64)
+    assert transformer["residual_scale"]["default"] == 1.0
+    assert "residual" not in transformer and items["mlp"]["fields"] is None
     assert "residual blocks" in items["resmlp"]["description"]
     fields = by_name(families["fields"])
     assert (fields["depth"]["minimum"], fields["depth"]["maximum"]) == (1, 128)
@@ -84,7 +89,12 @@ def test_init_datasets_optimizer_training(catalog):
     assert by_name(catalog["init"]["fields"])["lstm_forget_bias"]["nullable"]
     datasets = by_name(catalog["datasets"], "kind")
     assert list(datasets) == ["teacher", "spirals", "moons", "parity", "digits", "adding",
-                              "copy", "inline"]
+                              "copy", "inline", "token_copy", "token_sort",
+                              "associative_recall", "modular_addition", "markov_language"]
+    markov = datasets["markov_language"]["default_shape"]
+    assert markov["per_step"] and markov["causal"]
+    assert 0 < markov["min_cross_entropy"] < math.log(8)
+    assert datasets["token_sort"]["default_shape"]["min_cross_entropy"] == 0.0
     adding = datasets["adding"]
     assert adding["default_shape"]["input_shape"] == [50, 2]
     assert adding["default_shape"]["sequence_length"] == 50
@@ -145,6 +155,9 @@ LAYERS: dict[str, dict[str, Any]] = {
     "flatten": {}, "activation": {"name": "relu"}, "batch_norm": {}, "layer_norm": {},
     "dropout": {}, "maxout": {"out": 4}, "rnn": {"hidden": 4}, "gru": {"hidden": 4},
     "lstm": {"hidden": 4}, "residual": {"body": [{"type": "activation", "name": "tanh"}]},
+    "embedding": {"dim": 4}, "positional_encoding": {"kind": "sinusoidal"},
+    "self_attention": {"causal": False}, "rms_norm": {}, "gated_mlp": {"hidden": 4},
+    "sequence_pool": {}, "transformer_block": {"heads": 1, "causal": False},
 }
 
 

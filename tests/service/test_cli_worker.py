@@ -13,11 +13,18 @@ def after(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
-def test_a_local_worker_takes_every_queue_and_webhooks():
+def test_a_local_worker_takes_every_training_queue_and_no_webhooks():
     argv, env = command()
-    assert after(argv, "-Q") == "cpu,gpu,webhooks"
+    assert after(argv, "-Q") == "cpu,gpu"
     assert "--pool=prefork" in argv and "--concurrency=1" in argv
     assert env == {"TRAINABILITY_WORKER_CHILDREN": "1"}
+
+
+def test_a_webhooks_worker_is_a_thread_pool():
+    argv, _ = command("--queues", "webhooks")
+    assert after(argv, "-Q") == "webhooks"
+    assert "--pool=threads" in argv and "--pool=prefork" not in argv
+    assert "--concurrency=8" in argv
 
 
 def test_gpu_n_pins_the_device_and_takes_the_gpu_queue():

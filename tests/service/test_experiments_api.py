@@ -125,13 +125,15 @@ def test_over_the_parameter_budget_is_422_naming_the_limit(api, broker, spec_doc
     doc = spec_doc(model={"family": "mlp", "depth": 100, "width": 2048})
     body = assert_problem(api.post("/v1/experiments", json=doc), 422)
 
-    (error,) = body["errors"]
+    # 419M parameters: over max_parameters, and so (weights, gradients, momentum) over memory
+    error, memory = body["errors"]
     assert error["limit"] == "max_parameters"
     assert error["limit_value"] == 5_000_000
     assert error["value"] > 5_000_000
     assert error["field"] == "model"
     assert error["type"] == "budget-exceeded"
-    assert "max_parameters" in body["detail"]
+    assert (memory["limit"], memory["type"]) == ("max_memory_bytes", "budget-exceeded")
+    assert body["type"].endswith("invalid-spec") and "2 error(s)" in body["detail"]
     broker.assert_untouched()
 
 

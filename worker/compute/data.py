@@ -13,7 +13,9 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from worker.compute.token_data import generate_tokens
 from worker.core.spec import (
+    TOKEN_DATA,
     AddingData,
     AnyData,
     CopyData,
@@ -75,6 +77,8 @@ def make_dataset(spec: AnyData, seed: int, device: torch.device) -> Dataset:
 
 
 def _generate(spec: AnyData, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
+    if isinstance(spec, TOKEN_DATA):
+        return generate_tokens(spec, rng)
     if isinstance(spec, TeacherData):
         return _teacher(spec, rng)
     if isinstance(spec, SpiralsData):

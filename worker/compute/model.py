@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from worker.compute.activations import Activation, Elementwise, get_activation
 from worker.compute.layers import Maxout, Recurrent, Residual
+from worker.compute.transformer import TRANSFORMER_LAYER_TYPES, build_transformer_layer
 from worker.core.activation_table import kaiming_gain
 from worker.core.spec import (
     ActivationLayer,
@@ -33,8 +34,10 @@ from worker.core.spec import (
     analyze,
 )
 from worker.core.spec.shapes import projection_stride
+from worker.core.spec.transformer_analysis import transformer_block_count
 
-PROBED_TYPES = ("activation", "maxout", "residual", "rnn", "gru", "lstm")
+PROBED_TYPES = ("activation", "maxout", "residual", "rnn", "gru", "lstm", "self_attention",
+                "transformer_block")
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class _Builder:
         self.init = init
         self.activations: list[ObservedActivation] = []
         self.weight_names: dict[int, str] = {}  # id(module) -> name, for weight layers
+        self.transformer_blocks = 0  # N of DeepNorm's constants
 
     def build_list(
         self, layers: list[Layer], shape: tuple[int, ...], prefix: str
@@ -147,6 +151,8 @@ class _Builder:
             return module, (*shape[:-1], layer.out)
         if isinstance(layer, RecurrentLayer):
             return self._recurrent(layer, shape)
+        if isinstance(layer, TRANSFORMER_LAYER_TYPES):
+            return build_transformer_layer(self, layer, shape, name)
         assert isinstance(layer, ResidualLayer)
         return self._residual(layer, shape, name)
 
@@ -289,6 +295,7 @@ def build_model(spec: ExperimentSpec) -> Net:
     """Build and initialize the model the spec describes (uses the global torch RNG)."""
     analysis = analyze(spec)
     builder = _Builder(spec.init)
+    builder.transformer_blocks = transformer_block_count(analysis.layers)
     modules, names, shape = builder.build_list(analysis.layers, analysis.data.input_shape, "")
     head = nn.Linear(shape[-1], analysis.data.output_dim)
     builder.init_weight(head, None)

@@ -1,31 +1,40 @@
 """The training loop: SGD with momentum over an in-memory dataset, probes on a schedule.
 
 Performance notes (ARCHITECTURE.md): the data stays on the device and batches are index
-lookups into a seeded permutation; per-step losses are written into a device buffer and read
-back only at logging points, so the hot loop has no host-device synchronization.
+lookups into a seeded permutation; per-step losses stay on the device (a list of detached
+scalars, stacked at a logging point), so the hot loop has no host-device synchronization. The
+stop checks are host-side: the deadline is compared with the host clock every step, and the
+cancel flag is polled at logging points and every ``STOP_POLL_S`` seconds.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from worker.compute.data import Dataset
 from worker.compute.diagnostics.probes import ProbeSet
+from worker.compute.evaluation import (
+    EVAL_MAX_EXAMPLES,
+    Evaluation,
+    LossFn,
+    evaluation,
+    loss_function,
+)
 from worker.compute.model import Net
-from worker.core.spec import DataShape, ExperimentSpec, lr_factor, total_steps
+from worker.core.spec import ExperimentSpec, lr_factor, total_steps
 
 Outcome = Literal["completed", "diverged", "stopped", "timed_out"]
 EVAL_MAX_POINTS = 20  # evaluations of train/validation loss per run, at most (plus step 0)
-EVAL_MAX_EXAMPLES = 1024  # examples per split and evaluation, at most
-EVAL_BUDGET = 0.05  # evaluations cost at most this share of training compute
+EVAL_CURVE_EXAMPLES = 512  # examples per split in the evaluations along the curve
+EVAL_BUDGET = 0.02  # curve evaluations cost at most this share of training compute
+STOP_POLL_S = 0.25  # host seconds between cancel-flag polls between logging points
 
 
 @dataclass
@@ -59,36 +68,8 @@ class TrainOutcome:
     train_time_s: float
     diagnostics_time_s: float  # the part of train_time_s spent in probes
     batch_size: int
-
-
-LossFn = Callable[[Tensor, Tensor], Tensor]
-
-
-def uses_cross_entropy(shape: DataShape, choice: str = "auto") -> bool:
-    return choice == "cross_entropy" or (choice == "auto" and shape.task == "classification")
-
-
-def loss_function(shape: DataShape, choice: str = "auto") -> LossFn:
-    """The training loss: cross-entropy for classification, MSE for regression (``auto``).
-
-    Per-step tasks average over every step. MSE on a classification task regresses one-hot
-    targets.
-    """
-    use_ce = uses_cross_entropy(shape, choice)
-    classes = shape.output_dim
-
-    def loss(out: Tensor, y: Tensor) -> Tensor:
-        out = out.reshape(-1, out.shape[-1])
-        if use_ce:
-            return F.cross_entropy(out, y.reshape(-1))
-        target = (
-            F.one_hot(y.reshape(-1), classes).to(out.dtype)
-            if y.dtype == torch.long
-            else (y.reshape(out.shape))
-        )
-        return F.mse_loss(out, target)
-
-    return loss
+    final: Evaluation | None = None  # on up to EVAL_MAX_EXAMPLES per split; None: diverged
+    skipped_analyses: list[str] = field(default_factory=list)  # end analyses past the deadline
 
 
 def eval_interval(steps: int, batch: int, examples_per_eval: int) -> int:
@@ -102,52 +83,10 @@ def eval_interval(steps: int, batch: int, examples_per_eval: int) -> int:
     return max(1, math.ceil(steps / points))
 
 
-@torch.no_grad()
-def evaluate(model: Net, x: Tensor, y: Tensor, loss_fn: LossFn) -> tuple[float, float | None]:
-    """Loss and accuracy (classification: class ids in ``y``) in eval mode.
-
-    A host sync, so only at evaluation points.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        x, y = x[:EVAL_MAX_EXAMPLES], y[:EVAL_MAX_EXAMPLES]
-        out = model(x)
-        loss = float(loss_fn(out, y))
-        acc = None
-        if y.dtype == torch.long:
-            acc = float((out.argmax(dim=-1) == y).float().mean())
-        return loss, acc
-    finally:
-        model.train(was_training)
-
-
-@torch.no_grad()
-def baseline_loss(data: Dataset, loss_fn: LossFn, use_ce: bool) -> float:
-    """Validation loss of the best constant prediction fitted on the training set.
-
-    The trivial baseline every design must beat: class frequencies (their logarithm under
-    cross-entropy) for class ids, the mean target for regression. Outcome labels of the findings
-    benchmark are final losses as a share of it.
-    """
-    classes = data.shape.output_dim
-    y_train, y_val = data.y_train, data.y_val[:EVAL_MAX_EXAMPLES]
-    if y_train.dtype == torch.long:
-        counts = torch.bincount(y_train.reshape(-1), minlength=classes).double()
-        prior = counts / counts.sum()
-        const = prior.clamp_min(1e-12).log() if use_ce else prior
-        rows = y_val.numel()
-    else:
-        const = y_train.reshape(-1, classes).double().mean(dim=0)
-        rows = y_val.numel() // classes
-    out = const.to(data.x_val.dtype).expand(rows, classes)
-    return float(loss_fn(out, y_val))
-
-
-def make_optimizer(spec: ExperimentSpec, model: Net) -> torch.optim.SGD:
+def make_optimizer(spec: ExperimentSpec, params: Any) -> torch.optim.SGD:
     o = spec.optimizer
     return torch.optim.SGD(
-        model.parameters(),
+        params,
         lr=o.lr,
         momentum=o.momentum,
         nesterov=o.nesterov,
@@ -155,7 +94,7 @@ def make_optimizer(spec: ExperimentSpec, model: Net) -> torch.optim.SGD:
     )
 
 
-class _Batches:
+class Batches:
     """Batch indices without replacement from a seeded permutation, reshuffled when used up."""
 
     def __init__(self, n: int, batch: int, seed: int, device: torch.device) -> None:
@@ -173,47 +112,89 @@ class _Batches:
         return idx
 
 
-class _LossWindow:
-    """Per-step losses since the last logging point, kept on the device."""
+class LossWindow:
+    """Per-step losses since the last logging point, kept on the device.
 
-    def __init__(self, size: int, device: torch.device) -> None:
-        self.buffer = torch.empty(size + 1, device=device)
-        self.filled = 0
+    A list of detached scalars (or of per-member vectors), stacked when read: appending costs
+    no kernel, where writing into a preallocated buffer costs an indexing op every step.
+    """
+
+    def __init__(self) -> None:
+        self.losses: list[Tensor] = []
+
+    @property
+    def filled(self) -> int:
+        return len(self.losses)
 
     def push(self, loss: Tensor) -> None:
-        self.buffer[self.filled] = loss.detach()
-        self.filled += 1
+        self.losses.append(loss.detach())
 
-    def read(self) -> list[float]:
-        """The losses so far, emptying the window: a host-device sync."""
-        losses: list[float] = self.buffer[: self.filled].tolist()
-        self.filled = 0
+    def read(self) -> list[Any]:
+        """The losses so far (floats, or per-step lists of member losses), emptying the
+        window: a host-device sync."""
+        losses: list[Any] = torch.stack(self.losses).tolist()
+        self.losses = []
         return losses
 
 
-def _record_eval(curves: Curves, model: Net, data: Dataset, loss_fn: LossFn, step: int) -> None:
-    tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train, loss_fn)
-    val_loss, val_acc = evaluate(model, data.x_val, data.y_val, loss_fn)
+class StopClock:
+    """When to stop, read from the host clock (never a device sync).
+
+    ``deadline`` is compared every step (a float comparison); ``should_stop`` (the cancel flag)
+    at logging points and every ``STOP_POLL_S`` between them. ``reserve`` seconds before the
+    deadline are kept for the end-of-run analyses.
+    """
+
+    def __init__(self, hooks: TrainHooks) -> None:
+        self.hooks = hooks
+        self.reserve = 0.0
+        self._next_poll = time.monotonic() + STOP_POLL_S
+
+    def expired(self) -> bool:
+        deadline = self.hooks.deadline
+        return deadline is not None and time.monotonic() > deadline - self.reserve
+
+    def poll(self, force: bool = False) -> Outcome | None:
+        """``timed_out`` past the deadline, ``stopped`` when the caller asks (cancel)."""
+        now = time.monotonic()
+        deadline = self.hooks.deadline
+        if deadline is not None and now > deadline - self.reserve:
+            return "timed_out"
+        if force or now >= self._next_poll:
+            self._next_poll = now + STOP_POLL_S
+            if self.hooks.should_stop():
+                return "stopped"
+        return None
+
+
+def record_evaluation(curves: Curves, step: int, ev: Evaluation) -> None:
     curves.eval_step.append(step)
-    curves.train_eval_loss.append(tr_loss)
-    curves.val_loss.append(val_loss)
-    if tr_acc is not None and val_acc is not None:
-        curves.train_accuracy.append(tr_acc)
-        curves.val_accuracy.append(val_acc)
+    curves.train_eval_loss.append(ev.train_loss)
+    curves.val_loss.append(ev.val_loss)
+    if ev.train_accuracy is not None and ev.val_accuracy is not None:
+        curves.train_accuracy.append(ev.train_accuracy)
+        curves.val_accuracy.append(ev.val_accuracy)
+
+
+def zero_grads(params: Sequence[Tensor]) -> None:
+    """``optimizer.zero_grad(set_to_none=True)`` without its profiler and compiler wrappers,
+    which cost more than the work on a small model."""
+    for p in params:
+        p.grad = None
 
 
 def _sgd_step(
-    model: Net, optimizer: torch.optim.SGD, loss: Tensor, clip: float | None
+    params: Sequence[Tensor], optimizer: torch.optim.SGD, loss: Tensor, clip: float | None
 ) -> None:
-    optimizer.zero_grad(set_to_none=True)
+    zero_grads(params)
     loss.backward()  # type: ignore[no-untyped-call]
     if clip is not None:  # clamps on the device; no sync
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        torch.nn.utils.clip_grad_norm_(params, clip)
     optimizer.step()
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """The run's sizes: steps, batch, and how often it logs and evaluates."""
 
     steps: int
@@ -223,10 +204,12 @@ class _Plan:
     eval_every: int
 
     @classmethod
-    def of(cls, spec: ExperimentSpec, data: Dataset) -> _Plan:
+    def of(cls, spec: ExperimentSpec, data: Dataset) -> Plan:
         n_train, steps = data.x_train.shape[0], total_steps(spec)
         batch = min(spec.training.batch_size, n_train)
-        per_eval = min(n_train, EVAL_MAX_EXAMPLES) + min(data.x_val.shape[0], EVAL_MAX_EXAMPLES)
+        per_eval = min(n_train, EVAL_CURVE_EXAMPLES) + min(
+            data.x_val.shape[0], EVAL_CURVE_EXAMPLES
+        )
         return cls(
             steps=steps,
             batch=batch,
@@ -235,35 +218,18 @@ class _Plan:
             eval_every=eval_interval(steps, batch, per_eval),
         )
 
-
-def _stop_reason(hooks: TrainHooks) -> Outcome | None:
-    """``stopped`` when the caller asks (cancel), ``timed_out`` past the deadline."""
-    if hooks.should_stop():
-        return "stopped"
-    if hooks.deadline is not None and time.monotonic() > hooks.deadline:
-        return "timed_out"
-    return None
+    def progress(self, done: int, train_loss: float, started: float) -> dict[str, Any]:
+        return {
+            "step": done, "total_steps": self.steps, "epoch": (done * self.batch) / self.n_train,
+            "train_loss": train_loss, "elapsed_s": time.perf_counter() - started,
+        }
 
 
-def _log_point(
-    done: int, losses: list[float], plan: _Plan, curves: Curves, hooks: TrainHooks, started: float
-) -> tuple[Outcome, int | None] | None:
-    """Log the window's mean loss and report progress; the outcome (and divergence step) when
-    the run ends here: a non-finite loss, a stop request or the deadline."""
-    bad = next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
-    if bad is not None:
-        return "diverged", done - len(losses) + bad + 1
-    curves.step.append(done)
-    curves.train_loss.append(sum(losses) / len(losses))
-    hooks.on_progress({
-        "step": done, "total_steps": plan.steps, "epoch": (done * plan.batch) / plan.n_train,
-        "train_loss": curves.train_loss[-1], "elapsed_s": time.perf_counter() - started,
-    })
-    stop = _stop_reason(hooks)
-    return None if stop is None else (stop, None)
+def first_non_finite(losses: list[float]) -> int | None:
+    return next((i for i, v in enumerate(losses) if not math.isfinite(v)), None)
 
 
-def _lr_schedule(spec: ExperimentSpec) -> tuple[Callable[[int], float], bool]:
+def lr_schedule(spec: ExperimentSpec) -> tuple[Callable[[int], float], bool]:
     """The learning rate at each step, and whether it is constant (no per-step update)."""
     schedule, base_lr, steps = spec.optimizer.schedule, spec.optimizer.lr, total_steps(spec)
     constant = schedule.kind == "constant" and schedule.warmup_steps == 0
@@ -274,6 +240,62 @@ def _lr_schedule(spec: ExperimentSpec) -> tuple[Callable[[int], float], bool]:
     return lr_at, constant
 
 
+@dataclass
+class Member:
+    """One model being trained and what ends its run: its probes, curves, loss and clock.
+
+    A single run has one; a batched multi-seed run (``seeds.py``) one per seed.
+    """
+
+    model: Net
+    probes: ProbeSet | None
+    data: Dataset
+    loss_fn: LossFn
+    hooks: TrainHooks
+    plan: Plan
+    lr_at: Callable[[int], float]
+    started: float = field(default_factory=time.perf_counter)
+    curves: Curves = field(default_factory=Curves)
+
+    def lr(self, step: int) -> float:
+        """The learning rate a probe at ``step`` reports (the last step's at the end)."""
+        return self.lr_at(min(step, self.plan.steps - 1))
+
+    def record_eval(self, step: int, limit: int = EVAL_CURVE_EXAMPLES) -> Evaluation:
+        ev = evaluation(self.model, self.data, self.loss_fn, limit)
+        record_evaluation(self.curves, step, ev)
+        return ev
+
+    def log(self, done: int, losses: list[float]) -> int | None:
+        """Append the window's mean loss to the curve; the first non-finite step instead."""
+        bad = first_non_finite(losses)
+        if bad is not None:
+            return done - len(losses) + bad + 1
+        self.curves.step.append(done)
+        self.curves.train_loss.append(sum(losses) / len(losses))
+        return None
+
+    def finish(self, outcome: Outcome, done: int, diverged_at: int | None) -> TrainOutcome:
+        """The final evaluation (the summary's numbers, also the curve's last point) and the
+        end-of-run analyses, unless the run diverged."""
+        final: Evaluation | None = None
+        skipped: list[str] = []
+        probes = self.probes
+        if outcome != "diverged":
+            final = self.record_eval(done, EVAL_MAX_EXAMPLES)
+            if probes is not None:
+                # Stopped early (cancel, time limit): probe where it stopped, then end analyses.
+                if probes.last_step != done:
+                    probes.run(self.model, done, self.lr(done))
+                skipped = probes.finish(self.model, done, self.hooks.deadline)
+        return TrainOutcome(
+            outcome=outcome, steps_done=done, diverged_at_step=diverged_at, curves=self.curves,
+            train_time_s=time.perf_counter() - self.started,
+            diagnostics_time_s=probes.spent_s if probes is not None else 0.0,
+            batch_size=self.plan.batch, final=final, skipped_analyses=skipped,
+        )
+
+
 def train(
     spec: ExperimentSpec,
     model: Net,
@@ -281,55 +303,50 @@ def train(
     probes: ProbeSet | None = None,
     hooks: TrainHooks | None = None,
 ) -> TrainOutcome:
-    """Train ``model`` as the spec says; run ``probes`` when due; stop early on divergence."""
+    """Train ``model`` as the spec says; run ``probes`` when due; stop early on divergence,
+    cancellation or the deadline (checked every step)."""
     hooks = hooks or TrainHooks()
-    loss_fn = loss_function(data.shape, spec.training.loss)
-    optimizer = make_optimizer(spec, model)
-    lr_at, constant_lr = _lr_schedule(spec)
-    plan = _Plan.of(spec, data)
-    batches = _Batches(plan.n_train, plan.batch, spec.training.seed, data.x_train.device)
-    window = _LossWindow(plan.log_every, data.x_train.device)
-    curves = Curves()
+    plan, (lr_at, constant_lr) = Plan.of(spec, data), lr_schedule(spec)
+    run = Member(model, probes, data, loss_function(data.shape, spec.training.loss), hooks,
+                 plan, lr_at)
+    params = list(model.parameters())
+    optimizer = make_optimizer(spec, params)
+    batches = Batches(plan.n_train, plan.batch, spec.training.seed, data.x_train.device)
+    window, clock, x, y = LossWindow(), StopClock(hooks), data.x_train, data.y_train
     outcome: Outcome = "completed"
     diverged_at: int | None = None
     done = 0
     model.train()
-    started = time.perf_counter()
     if probes is not None and probes.due(0):
         probes.run(model, 0, lr_at(0))
-    _record_eval(curves, model, data, loss_fn, 0)
-    while done < plan.steps:
+        clock.reserve = probes.end_reserve_s()
+    run.record_eval(0)
+    stop = clock.poll(force=True) if plan.steps else None
+    while stop is None and done < plan.steps:
         idx = batches.next()
         if not constant_lr:  # a host-side float: no sync
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(done)
-        loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
-        _sgd_step(model, optimizer, loss, spec.optimizer.clip_grad_norm)
+        loss = run.loss_fn(model(x[idx]), y[idx])
+        _sgd_step(params, optimizer, loss, spec.optimizer.clip_grad_norm)
         if probes is not None and probes.wants_update:
             probes.after_update(model, done + 1)
         window.push(loss)
         done += 1
-
+        stop = clock.poll()
         probe_due = probes is not None and probes.due(done)
-        if window.filled == plan.log_every or done == plan.steps or probe_due:
+        if window.filled == plan.log_every or done == plan.steps or probe_due or stop:
             # The only host-device sync of the loop: one read per logging window.
-            ended = _log_point(done, window.read(), plan, curves, hooks, started)
-            if ended is not None:
-                outcome, diverged_at = ended
+            diverged_at = run.log(done, window.read())
+            if diverged_at is not None:
+                outcome = "diverged"
                 break
-        if probe_due and probes is not None:
-            probes.run(model, done, lr_at(min(done, plan.steps - 1)))
-        if done % plan.eval_every == 0 and done < plan.steps:
-            _record_eval(curves, model, data, loss_fn, done)
-    if outcome != "diverged":
-        _record_eval(curves, model, data, loss_fn, done)
-        if probes is not None:
-            # Stopped early (cancel, time limit): probe where it stopped, then end analyses.
-            if probes.last_step != done:
-                probes.run(model, done, lr_at(min(done, plan.steps - 1)))
-            probes.finish(model, done)
-    return TrainOutcome(
-        outcome=outcome, steps_done=done, diverged_at_step=diverged_at, curves=curves,
-        train_time_s=time.perf_counter() - started,
-        diagnostics_time_s=probes.spent_s if probes is not None else 0.0, batch_size=plan.batch,
-    )
+            hooks.on_progress(plan.progress(done, run.curves.train_loss[-1], run.started))
+            stop = clock.poll(force=True)
+        if probe_due and probes is not None and stop is None:
+            probes.run(model, done, run.lr(done))
+        if done % plan.eval_every == 0 and done < plan.steps and stop is None:
+            run.record_eval(done)
+    if stop is not None and outcome == "completed":
+        outcome = stop
+    return run.finish(outcome, done, diverged_at)

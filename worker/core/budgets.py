@@ -5,6 +5,8 @@ in the dry run and for every sweep point).
 - :func:`budget_checks` — every budget with the spec's value and whether it is within.
 - :func:`budget_violations` — every budget the spec exceeds, as ``BudgetExceeded`` errors.
 - :func:`check_budgets` — the cost, or the first ``BudgetExceeded`` raised.
+- :func:`spec_problems` — every reason a schema-valid spec is refused: the layer that does not
+  fit, every budget exceeded (those that need no layers when the layers do not fit).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 
 import pydantic_core
 
-from worker.core.errors import BudgetExceeded, InvalidDesign
+from worker.core.errors import BudgetExceeded, InvalidDesign, InvalidRequest
+from worker.core.probe_schedule import probe_steps
 from worker.core.settings import Settings
 from worker.core.spec import (
     AddingData,
@@ -29,8 +32,8 @@ from worker.core.spec import (
     total_steps,
 )
 
-#: Trajectory snapshots kept per run: about 8 probes plus step 0 and the end (``diagnostics``).
-SNAPSHOTS = 10
+# Trajectory snapshots: one per probe of the run's schedule (worker/core/probe_schedule.py:
+# about 10 by default, at most 64).
 #: Activation copies per probe example: forward outputs, their gradients, hooks' copies, slack.
 PROBE_COPIES = 4
 #: Activation copies per training example: forward outputs kept for backward, their gradients.
@@ -66,7 +69,7 @@ def memory_estimate(spec: ExperimentSpec, analysis: Analysis, batch: int) -> dic
         "model_state": 4 * 3 * analysis.parameters,
         "train_activations": 4 * TRAIN_COPIES * floats * batch,
         "probe_activations": 4 * PROBE_COPIES * floats * probe_batch,
-        "snapshots": 4 * 2 * SNAPSHOTS * snapshot_floats,
+        "snapshots": 4 * 2 * len(probe_steps(total_steps(spec), d.every)) * snapshot_floats,
     }
 
 
@@ -158,8 +161,9 @@ def _sequence_field(spec: ExperimentSpec) -> str:
         return "data.n_bits"
     if isinstance(data, InlineData):
         return "data.x"
-    assert isinstance(data, CopyData)
-    return "data"  # 2 * symbols + length + 1 steps
+    if isinstance(data, CopyData):
+        return "data"  # 2 * symbols + length + 1 steps
+    return "data.length" if "length" in type(data).model_fields else "data"  # token tasks
 
 
 def input_checks(spec: ExperimentSpec, settings: Settings) -> list[BudgetCheck]:
@@ -197,6 +201,15 @@ def budget_violations(
 ) -> list[BudgetExceeded]:
     """Every budget the spec exceeds (empty: within all); ``InvalidDesign`` as above."""
     return [check.error() for check in budget_checks(spec, settings, cost) if not check.within]
+
+
+def spec_problems(spec: ExperimentSpec, settings: Settings) -> list[InvalidRequest]:
+    """Every problem of a schema-valid spec, in the dry run's order (empty: none)."""
+    try:
+        cost = estimate_cost(spec)
+    except InvalidDesign as exc:
+        return [exc, *(c.error() for c in input_checks(spec, settings) if not c.within)]
+    return list(budget_violations(spec, settings, cost))
 
 
 def check_budgets(spec: ExperimentSpec, settings: Settings) -> Cost:

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel
 
-from worker.core.diagnostic_results import Curvature, GradientFlow, Linearity, Noise, Trajectory
+from worker.core.diagnostic_results import (
+    Curvature,
+    GradientFlow,
+    Linearity,
+    Noise,
+    Trajectory,
+    Transformer,
+)
 
 Preset = Literal["off", "basic", "standard", "full"]
 #: The presets that turn groups on, smallest first; each one includes the ones before it.
@@ -54,6 +61,7 @@ LINEARITY = ResultSection("linearity", Linearity)
 TRAJECTORY = ResultSection("trajectory", Trajectory)
 CURVATURE = ResultSection("curvature", Curvature)
 NOISE = ResultSection("noise", Noise)
+TRANSFORMER = ResultSection("transformer", Transformer)
 
 GROUPS: tuple[GroupInfo, ...] = (
     GroupInfo(
@@ -105,6 +113,26 @@ GROUPS: tuple[GroupInfo, ...] = (
     GroupInfo(
         "noise_scale", "full",
         "Gradient noise scale B_simple (McCandlish et al. 2018).", NOISE,
+    ),
+    GroupInfo(
+        "block_gradients", "basic",
+        "Attention models: gradient norm per block (Post-LN's large gradients near the "
+        "output at init, Xiong et al. 2020).", TRANSFORMER,
+    ),
+    GroupInfo(
+        "signal_propagation", "standard",
+        "Attention models: residual-stream and branch variance per block, and their ratio "
+        "(Brock et al. 2021).", TRANSFORMER,
+    ),
+    GroupInfo(
+        "rank_collapse", "standard",
+        "Attention models: mean pairwise cosine of token representations after each block "
+        "(Dong et al. 2021).", TRANSFORMER,
+    ),
+    GroupInfo(
+        "attention_entropy", "standard",
+        "Attention models: entropy of each head's attention rows, and the logit scale.",
+        TRANSFORMER,
     ),
 )
 

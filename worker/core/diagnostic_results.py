@@ -186,3 +186,97 @@ class Noise(Doc):
 
 class Curvature(Doc):
     probes: list[SharpnessProbe]
+
+
+# --- attention and transformers (section ``transformer``) -----------------------------------
+
+
+class BlockGradientProbe(Doc):
+    step: int
+    grad_norm: list[float | None] = Field(description="||dL/d theta_b|| per attention block.")
+    last_to_first: float | None = Field(
+        description="Last block's norm / first's: >> 1 near the output is Post-LN's signature."
+    )
+
+
+class BlockGradients(Doc):
+    blocks: list[str] = Field(description="Top-level layers containing attention, input first.")
+    norm_position: list[str | None] = Field(description="pre / post / none per block.")
+    warmup_steps: int = Field(description="The run's learning-rate warm-up (0: none).")
+    probes: list[BlockGradientProbe]
+
+
+class BranchSignal(Doc):
+    branch: Literal["attention", "mlp", "body"]
+    branch_variance: float | None = Field(description="Channel variance of what it adds.")
+    skip_variance: float | None = Field(description="Channel variance of the stream it joins.")
+    ratio: float | None = Field(description="branch_variance / skip_variance.")
+
+
+class BlockSignal(Doc):
+    block: str
+    output_variance: float | None = Field(
+        description="Mean over units of each unit's variance over batch and steps."
+    )
+    output_mean_sq: float | None = Field(description="Mean over units of the squared mean.")
+    branches: list[BranchSignal]
+
+
+class SignalProbe(Doc):
+    step: int
+    blocks: list[BlockSignal]
+
+
+class SignalPropagation(Doc):
+    blocks: list[str]
+    probes: list[SignalProbe]
+    variance_growth_at_init: float | None = Field(
+        description="Output variance of the last block / of the first, at step 0."
+    )
+
+
+class RankCollapseProbe(Doc):
+    step: int
+    input_cosine: float | None = Field(description="Token cosine entering the first block.")
+    input_relative_residual: float | None
+    cosine: list[float | None] = Field(
+        description="Mean pairwise cosine of token representations after each block."
+    )
+    relative_residual: list[float | None] = Field(
+        description="||h - 1 mean(h)^T||_F / ||h||_F after each block (0: rank one)."
+    )
+
+
+class RankCollapse(Doc):
+    blocks: list[str]
+    probes: list[RankCollapseProbe]
+
+
+class AttentionLayerEntropy(Doc):
+    layer: str
+    entropy: list[float | None] = Field(description="Mean row entropy (nats) per head.")
+    max_entropy: float = Field(description="Mean over rows of log(keys the row may see).")
+    normalized: list[float | None] = Field(description="entropy / max_entropy per head.")
+    logit_std: list[float | None] = Field(
+        description="Std of the scaled logits Q K^T / sqrt(d_head) per head."
+    )
+
+
+class EntropyProbe(Doc):
+    step: int
+    layers: list[AttentionLayerEntropy]
+
+
+class AttentionEntropy(Doc):
+    layers: list[str]
+    probes: list[EntropyProbe]
+    min_normalized_at_end: float | None = Field(
+        description="Lowest head's normalized entropy at the last probe."
+    )
+
+
+class Transformer(Doc):
+    block_gradients: BlockGradients | None = None
+    signal_propagation: SignalPropagation | None = None
+    rank_collapse: RankCollapse | None = None
+    attention_entropy: AttentionEntropy | None = None

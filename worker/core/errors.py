@@ -11,6 +11,7 @@ Third-party errors (Redis, kombu) are translated into these at the boundary with
     ├── JobStoreError            the store answered but the operation failed       (500)
     ├── JobNotFound              unknown or expired job id                         (404)
     ├── SweepNotFound            unknown or expired sweep id                       (404)
+    ├── RemediesNotFound         no remedies were launched for the experiment      (404)
     ├── PlotUnavailable          the result lacks what a plot or report needs      (404)
     ├── ResultNotReady           the experiment has no result yet                  (409)
     ├── JobStateConflict         transition not allowed (final states are final)   (409)
@@ -107,6 +108,15 @@ class SweepNotFound(TrainabilityError):
     def __init__(self, sweep_id: str) -> None:
         super().__init__(f"no sweep with id {sweep_id!r}")
         self.sweep_id = sweep_id
+
+
+class RemediesNotFound(TrainabilityError):
+    """No remedies sweep for this experiment (never launched, or expired)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no remedies were started for experiment {job_id!r}; "
+                         f"POST /v1/experiments/{job_id}/remedies starts them")
+        self.job_id = job_id
 
 
 class ResultNotReady(TrainabilityError):

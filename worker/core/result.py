@@ -69,6 +69,10 @@ class Summary(Doc):
         "mean target, fitted on the training set): the trivial baseline. final_val_loss / "
         "baseline_val_loss is the outcome measure of the findings benchmark.",
     )
+    analyses_skipped: list[str] = Field(
+        default_factory=list,
+        description="End-of-run analyses left out because the time limit had passed.",
+    )
 
 
 class Curves(Doc):
@@ -127,9 +131,15 @@ class FindingCalibration(Doc):
 
 
 class SeedAgreement(Doc):
-    fired: int = Field(description="Fresh initializations (diagnostics.init_seeds) it fired on.")
-    of: int
-    seeds: list[int]
+    fired: int = Field(description="Initializations it fired on.")
+    of: int = Field(description="Initializations it was judged on.")
+    seeds: list[int] = Field(description="The seeds of those initializations.")
+    fired_on: list[int] = Field(default_factory=list, description="The seeds it fired on.")
+    basis: Literal["training_seeds", "init_seeds"] = Field(
+        "init_seeds",
+        description="training_seeds: whole runs (training.seeds); init_seeds: the step-0 "
+        "probes of fresh initializations (diagnostics.init_seeds), for init-time findings.",
+    )
 
 
 class Finding(Doc):
@@ -152,6 +162,63 @@ class Finding(Doc):
     )
     calibration: FindingCalibration | None = None
     seed_agreement: SeedAgreement | None = None
+
+
+class ResultTruncation(Doc):
+    """Why this result is smaller than what was measured (``max_result_bytes``)."""
+
+    max_result_bytes: int = Field(description="The server's limit on a stored result.")
+    original_bytes: int = Field(description="Size of the result as measured (compact JSON).")
+    lists_kept_at_most: int | None = Field(
+        description="Long lists in curves and the diagnostic sections were decimated to at "
+        "most this many evenly spaced entries (the first and the last kept); null: none."
+    )
+    dropped_sections: list[str] = Field(
+        description="Diagnostic sections left out entirely (still too large)."
+    )
+    note: str
+
+
+class Spread(Doc):
+    median: float | None
+    min: float | None
+    max: float | None
+    n: int = Field(description="Seeds with a value (diverged runs have no final loss).")
+
+
+class SeedRun(Doc):
+    """One initialization of a multi-seed run."""
+
+    seed: int
+    trained: bool = Field(description="False: not started (the job stopped before it).")
+    outcome: Literal["completed", "diverged", "stopped", "timed_out"] | None
+    steps: int
+    diverged_at_step: int | None
+    final_train_loss: float | None
+    final_val_loss: float | None
+    final_train_accuracy: float | None
+    final_val_accuracy: float | None
+    grad_ratio_init: float | None = Field(description="End-to-end gradient ratio at step 0.")
+    findings: list[str] = Field(description="Codes of the findings that fired on this seed.")
+    diagnostics_time_s: float
+
+
+class SeedRuns(Doc):
+    """``training.seeds``: every initialization's outcome and the spread over them."""
+
+    seeds: list[int]
+    primary: int = Field(description="The seed whose sections, curves and summary the result "
+                         "shows (the first).")
+    batched: bool = Field(description="True: trained together as one batched model.")
+    fallback: str | None = Field(
+        description="Why the seeds trained one after another (a layer that cannot be batched)."
+    )
+    train_time_s: float = Field(description="Training all seeds, probes included.")
+    runs: list[SeedRun]
+    spread: dict[str, Spread] = Field(
+        description="Median, min and max over seeds of final_train_loss, final_val_loss and "
+        "final_val_accuracy."
+    )
 
 
 class _Measured(Doc):
@@ -181,3 +248,27 @@ class ExperimentResult(_WithSections):
     headline: str | None = Field(
         None, description="The verdict in one line: the worst finding and its first fix."
     )
+    seeds: SeedRuns | None = Field(
+        None, description="Present for training.seeds: every seed's outcome and the spread."
+    )
+    truncated: ResultTruncation | None = Field(
+        None, description="Present when the result was larger than max_result_bytes and was "
+        "stored decimated: what was cut."
+    )
+
+
+#: The top-level parts of a result, in order (what ``?fields=`` may name).
+RESULT_PARTS: tuple[str, ...] = tuple(ExperimentResult.model_fields)
+
+if TYPE_CHECKING:
+    ExperimentResultPart = ExperimentResult
+else:  # the same parts, each optional: what ``GET /v1/experiments/{id}?fields=...`` returns
+    ExperimentResultPart = create_model(
+        "ExperimentResultPart",
+        __base__=Doc,
+        __module__=__name__,
+        __doc__="Some parts of a result (``?fields=``); each part as in ExperimentResult.",
+        **{name: (field.annotation | None, None)
+           for name, field in ExperimentResult.model_fields.items()},
+    )
+

@@ -181,7 +181,14 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr = Field(
         SecretStr("change-me"), description="HMAC-SHA256 key of the webhook signature."
     )
-    webhook_timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one webhook POST.")
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Timeout of each step of a webhook POST (connect, each "
+        "read, each write)."
+    )
+    webhook_deadline_s: float = Field(
+        30.0, gt=0, le=600, description="Total time one webhook delivery may take, however "
+        "slowly the receiver answers; past it the delivery is abandoned and retried."
+    )
     webhook_max_retries: int = Field(8, ge=0, le=50, description="Webhook delivery retries.")
     webhook_retry_backoff_s: int = Field(
         5, ge=1, le=3600, description="First retry delay; doubles per retry (jittered)."
@@ -207,6 +214,11 @@ class Settings(BaseSettings):
     max_data_bytes: int = Field(
         1 << 30, ge=1, description="Budget: the dataset in memory, (n_train + n_val) x "
         "(features + targets) in float32 (x sequence length for sequences)."
+    )
+    max_result_bytes: int = Field(
+        16 << 20, ge=64 << 10, le=256 << 20, description="Largest result stored, as compact "
+        "JSON; a larger one is stored with its long lists decimated and a note in "
+        "result.truncated (never lost). Redis values stop at 512 MB."
     )
     max_memory_bytes: int = Field(
         4 << 30, ge=1, description="Budget: the dry run's peak memory estimate (data, weights "

@@ -148,6 +148,8 @@ def point_document(base: Mapping[str, Any], point: Point) -> dict[str, Any]:
     return doc
 
 
+#: Checks a point's spec: raises its first problem (``InvalidRequest``), or returns a list of
+#: every problem found (``worker.core.budgets.spec_problems``); any other return: none.
 BudgetCheck = Callable[[ExperimentSpec], object]
 
 
@@ -186,15 +188,19 @@ def validate_points(
                 add(path, err["msg"], err["type"])
             continue
         try:
-            check_budgets(spec)
-        except BudgetExceeded as exc:
-            add(exc.field, str(exc), "budget-exceeded", limit=exc.limit,
-                limit_value=exc.limit_value, value=exc.value)
-            continue
+            checked = check_budgets(spec)
         except InvalidRequest as exc:
-            add(exc.field, str(exc), "invalid-request")
-            continue
-        valid.append(ValidatedPoint(point=point, spec=spec))
+            checked = [exc]
+        problems = [p for p in checked if isinstance(p, InvalidRequest)] if isinstance(
+            checked, list) else []
+        for problem in problems:
+            if isinstance(problem, BudgetExceeded):
+                add(problem.field, str(problem), "budget-exceeded", limit=problem.limit,
+                    limit_value=problem.limit_value, value=problem.value)
+            else:
+                add(problem.field, str(problem), "invalid-request")
+        if not problems:
+            valid.append(ValidatedPoint(point=point, spec=spec))
     if errors:
         raise InvalidSweep(errors)
     return valid

@@ -6,23 +6,23 @@ Redis hash fields are strings, so every value is written one way and read back o
 - times as ISO 8601 with their UTC offset (``format_time`` / ``parse_time``);
 - an absent optional field as the empty string or no field at all (read back as ``None``).
 
-Cursors are opaque to clients: base64url (unpadded) of a small JSON list naming the position
-of the last item of a page. A job cursor is ``[order, job_id]``; a sweep cursor
-``["s", order]``. A cursor we did not issue is ``InvalidCursor`` (a 422).
+Cursors name the position of the last item of a page, in a form a pattern describes exactly
+(``JOB_CURSOR_PATTERN``, ``SWEEP_CURSOR_PATTERN``; the OpenAPI document carries them), so that
+every cursor the schema accepts is one the server accepts: a job cursor is
+``{order}.{job_id}``, a sweep cursor ``s{order}``. Any other string is ``InvalidCursor`` (a
+422, also before it reaches the store: the query parameter has the pattern).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
 from worker.core.errors import InvalidCursor, JobStoreError
 from worker.jobs.records import (
-    JOB_ID_RE,
     JobRecord,
     JobStatus,
     JobSummary,
@@ -34,7 +34,7 @@ from worker.jobs.records import (
 #: The job hash fields a listing reads (``job_summary``).
 SUMMARY_FIELDS: Final = (
     "id", "status", "name", "created_at", "updated_at", "started_at", "finished_at", "attempts",
-    "owner",
+    "owner", "tags", "sweep_id", "headline", "top_finding",
 )
 #: The job hash fields a live event stream reads (``live_state``).
 LIVE_FIELDS: Final = (
@@ -73,6 +73,7 @@ def _required_time(raw: Mapping[str, str], name: str) -> datetime:
 def new_job_fields(
     job_id: str, spec_json: str, *, queue: str, now: datetime, name: str | None,
     sweep_id: str | None, owner: str | None, callback_url: str | None,
+    tags: Sequence[str] = (),
 ) -> dict[str, str]:
     """The hash of a new ``queued`` job (the store adds ``order`` and ``queued_ts``)."""
     stamp = format_time(now)
@@ -83,7 +84,27 @@ def new_job_fields(
     }
     optional = {"name": name, "sweep_id": sweep_id, "owner": owner, "callback_url": callback_url}
     fields.update({k: v for k, v in optional.items() if v is not None})
+    if tags:
+        fields["tags"] = dumps(list(tags))
     return fields
+
+
+def verdict_fields(result: Mapping[str, Any]) -> dict[str, str]:
+    """What a listing shows of a result, kept beside it: the headline and the first (most
+    severe) finding as ``[code, severity]``."""
+    fields = {"headline": str(result.get("headline") or "")}
+    found = result.get("findings")
+    if isinstance(found, list) and found and isinstance(found[0], Mapping):
+        fields["top_finding"] = dumps([str(found[0].get("code")),
+                                       str(found[0].get("severity"))])
+    return fields
+
+
+def _pair(value: str | None) -> tuple[str, str] | None:
+    if not value:
+        return None
+    code, severity = json.loads(value)
+    return str(code), str(severity)
 
 
 def _summary_fields(raw: Mapping[str, str]) -> dict[str, Any]:
@@ -97,6 +118,10 @@ def _summary_fields(raw: Mapping[str, str]) -> dict[str, Any]:
         "finished_at": parse_time(raw.get("finished_at")),
         "attempts": int(raw.get("attempts", "0")),
         "owner": raw.get("owner") or None,
+        "tags": tuple(json.loads(raw["tags"])) if raw.get("tags") else (),
+        "sweep_id": raw.get("sweep_id") or None,
+        "headline": raw.get("headline") or None,
+        "top_finding": _pair(raw.get("top_finding")),
     }
 
 
@@ -115,7 +140,6 @@ def job_record(raw: Mapping[str, str]) -> JobRecord:
         progress=json.loads(raw.get("progress", "null")),
         result=json.loads(raw.get("result", "null")),
         error=raw.get("error") or None,
-        sweep_id=raw.get("sweep_id") or None,
         callback_url=raw.get("callback_url") or None,
         cancel_requested=raw.get("cancel_requested") == "1",
         webhook=json.loads(raw["webhook"]) if raw.get("webhook") else None,
@@ -157,6 +181,7 @@ def sweep_fields(record: SweepRecord) -> dict[str, str]:
         "created_at": format_time(record.created_at),
         "updated_at": format_time(record.updated_at),
         "owner": record.owner or "",
+        "tags": dumps(list(record.tags)),
     }
     for p in record.points:
         fields[sweep_jobs_field(p.index)] = " ".join(p.job_ids)
@@ -184,52 +209,41 @@ def sweep_record(raw: Mapping[str, str]) -> SweepRecord:
         created_at=_required_time(raw, "created_at"),
         updated_at=_required_time(raw, "updated_at"),
         owner=raw.get("owner") or None,
+        tags=tuple(json.loads(raw["tags"])) if raw.get("tags") else (),
     )
 
 
 # --- cursors -----------------------------------------------------------------------------
 
 
-def _encode_position(position: list[int | str], *, separators: tuple[str, str] = (",", ":")) -> str:
-    raw = json.dumps(position, separators=separators).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_position(cursor: str) -> Any:
-    try:
-        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidCursor() from exc
+#: A job cursor: the order of the last job of the page and its id.
+JOB_CURSOR_PATTERN: Final = r"^[0-9]{1,20}\.[0-9a-f]{32}$"
+#: A sweep cursor: ``s`` and the order of the last sweep of the page.
+SWEEP_CURSOR_PATTERN: Final = r"^s[0-9]{1,20}$"
+_JOB_CURSOR = re.compile(JOB_CURSOR_PATTERN)
+_SWEEP_CURSOR = re.compile(SWEEP_CURSOR_PATTERN)
 
 
 def encode_job_cursor(order: int, job_id: str) -> str:
     """The cursor after the job at (``order``, ``job_id``)."""
-    return _encode_position([order, job_id])
+    return f"{order}.{job_id}"
 
 
 def decode_job_cursor(cursor: str) -> tuple[int, str]:
     """(order, job id) of a job cursor, or ``InvalidCursor``."""
-    try:
-        order, job_id = _decode_position(cursor)
-    except (ValueError, TypeError) as exc:
-        raise InvalidCursor() from exc
-    if not (isinstance(order, int) and isinstance(job_id, str) and JOB_ID_RE.match(job_id)):
+    if not _JOB_CURSOR.match(cursor):
         raise InvalidCursor()
-    return order, job_id
+    order, _, job_id = cursor.partition(".")
+    return int(order), job_id
 
 
 def encode_sweep_cursor(order: int) -> str:
     """The cursor after the sweep at ``order``."""
-    # json's default separators: sweep cursors have always been written so (byte for byte)
-    return _encode_position(["s", order], separators=(", ", ": "))
+    return f"s{order}"
 
 
 def decode_sweep_cursor(cursor: str) -> int:
     """The order of a sweep cursor, or ``InvalidCursor``."""
-    try:
-        tag, order = _decode_position(cursor)
-    except (ValueError, TypeError) as exc:
-        raise InvalidCursor() from exc
-    if tag != "s" or not isinstance(order, int):
+    if not _SWEEP_CURSOR.match(cursor):
         raise InvalidCursor()
-    return order
+    return int(cursor[1:])

@@ -63,6 +63,10 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         worker_prefetch_multiplier=1,
         worker_concurrency=1,
         worker_pool="prefork",
+        # A training process warms up (imports torch, runs a tiny job: worker/runtime/child.py)
+        # before it reports for work; Celery's default 4 s kills a child that is still warming
+        # up on a busy host, and the pool then never recovers.
+        worker_proc_alive_timeout=60.0,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_soft_time_limit=settings.job_soft_time_limit_s,
         task_time_limit=settings.job_hard_time_limit_s,

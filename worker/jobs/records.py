@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
@@ -37,6 +37,10 @@ DURATION_BUCKETS: Final[tuple[float, ...]] = (
 JOB_ID_RE: Final = re.compile(r"^[0-9a-f]{32}$")
 SWEEP_ID_RE: Final = re.compile(r"^[0-9a-f]{32}$")
 OWNER_RE: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: A job's tags (labels for listings): at most MAX_TAGS, each TAG_PATTERN (safe in key names).
+TAG_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:=+/-]{0,39}$"
+TAG_RE: Final = re.compile(TAG_PATTERN)
+MAX_TAGS: Final = 16
 
 ClaimOutcome = Literal["started", "busy", "final", "missing", "cancelled", "exhausted"]
 ReapOutcome = Literal["requeued", "failed", "cancelled", "alive", "skip"]
@@ -90,6 +94,11 @@ class JobSummary:
     finished_at: datetime | None
     attempts: int
     owner: str | None  # the API key's name (None: submitted without auth)
+    # keyword-only, so that JobRecord's own fields may follow without defaults
+    tags: tuple[str, ...] = field(default=(), kw_only=True)
+    sweep_id: str | None = field(default=None, kw_only=True)  # the sweep it is a point of
+    headline: str | None = field(default=None, kw_only=True)  # the result's verdict line
+    top_finding: tuple[str, str] | None = field(default=None, kw_only=True)  # (code, severity)
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,6 @@ class JobRecord(JobSummary):
     progress: dict[str, Any] | None
     result: dict[str, Any] | None
     error: str | None
-    sweep_id: str | None = None  # the sweep this job is a point of (worker/jobs/sweep_store.py)
     callback_url: str | None = None
     cancel_requested: bool = False
     webhook: dict[str, Any] | None = None  # callback delivery state (worker/jobs/webhooks.py)
@@ -116,6 +124,24 @@ class JobRecord(JobSummary):
 class JobPage:
     items: list[JobSummary]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """What a listing keeps: every condition given must hold (``tags``: each of them)."""
+
+    status: JobStatus | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()
+    sweep_id: str | None = None
+    created_after: datetime | None = None  # aware; strictly after
+
+    def matches(self, job: JobSummary) -> bool:
+        return ((self.status is None or job.status == self.status)
+                and (self.owner is None or job.owner == self.owner)
+                and all(tag in job.tags for tag in self.tags)
+                and (self.sweep_id is None or job.sweep_id == self.sweep_id)
+                and (self.created_after is None or job.created_at > self.created_after))
 
 
 @dataclass(frozen=True)
@@ -208,6 +234,7 @@ class SweepRecord:
     created_at: datetime
     updated_at: datetime
     owner: str | None = None  # the API key's name when auth is on (its jobs carry it too)
+    tags: tuple[str, ...] = ()  # every job of the sweep carries them
 
 
 @dataclass(frozen=True)

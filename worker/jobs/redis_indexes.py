@@ -15,7 +15,7 @@ from typing import Final, cast
 import redis
 
 from worker.jobs import codec
-from worker.jobs.records import STATUSES, JobStatus, JobSummary, RunningJob, StoreSnapshot
+from worker.jobs.records import STATUSES, JobFilter, JobSummary, RunningJob, StoreSnapshot
 from worker.jobs.redis_conn import translate_redis_errors
 from worker.jobs.redis_layout import JobKeys
 
@@ -30,19 +30,21 @@ class JobIndexes:
         self._keys = keys
 
     def page(
-        self, index: str, *, after: tuple[int, str] | None, limit: int,
-        status: JobStatus | None, owner: str | None,
+        self, index: str, *, after: tuple[int, str] | None, limit: int, keep: JobFilter,
+        lowest: int | None = None,
     ) -> list[tuple[int, JobSummary]]:
-        """Up to ``limit + 1`` (order, summary) pairs of ``index`` below ``after``, newest
-        first, in ``status`` when given; ids whose job expired are dropped from the indexes."""
+        """Up to ``limit + 1`` (order, summary) pairs of ``index`` below ``after`` (and at or
+        above the order ``lowest``), newest first, that ``keep`` matches; ids whose job
+        expired are dropped from the indexes."""
         keys = self._keys
         top: str | int = "+inf" if after is None else after[0]
+        bottom: str | int = "-inf" if lowest is None else lowest
         found: list[tuple[int, JobSummary]] = []
         offset = 0
         with translate_redis_errors():
             while len(found) <= limit:
                 rows = cast(list[tuple[str, float]], self._r.zrange(
-                    index, top, "-inf", desc=True, byscore=True, withscores=True,
+                    index, top, bottom, desc=True, byscore=True, withscores=True,
                     offset=offset, num=max(limit + 1, 16),
                 ))
                 if not rows:
@@ -62,20 +64,17 @@ class JobIndexes:
                     raw = {k: v for k, v in zip(codec.SUMMARY_FIELDS, values, strict=True) if v}
                     if "status" not in raw:
                         expired.append(member)
-                    elif status is None or raw["status"] == status:
-                        found.append((score, codec.job_summary(raw)))
+                    elif keep.matches(summary := codec.job_summary(raw)):
+                        found.append((score, summary))
                 if expired:
-                    self.forget(expired, owner=owner)
+                    self.forget(expired, also=[index])
                     offset -= len(expired)  # they were in this index, before the offset
         return found
 
-    def forget(self, job_ids: Sequence[str], *, owner: str | None = None) -> None:
-        """Remove ids from every index (their job hashes are gone)."""
+    def forget(self, job_ids: Sequence[str], *, also: Sequence[str] = ()) -> None:
+        """Remove ids from every index (their job hashes are gone), and from ``also``."""
         pipe = self._r.pipeline(transaction=False)
-        keys = self._keys.all_index_keys()
-        if owner is not None:
-            keys.append(self._keys.owner_index_key(owner))
-        for index in keys:
+        for index in dict.fromkeys([*self._keys.all_index_keys(), *also]):
             pipe.zrem(index, *job_ids)
         pipe.execute()
 
@@ -121,8 +120,9 @@ class JobIndexes:
         keys = self._keys
         dropped: set[str] = set()
         with translate_redis_errors():
-            owner_indexes = list(self._r.scan_iter(keys.owner_index_pattern(), count=500))
-            for index in [*keys.all_index_keys(), *owner_indexes, keys.outbox_key()]:
+            filter_indexes = [key for pattern in keys.filter_index_patterns()
+                              for key in self._r.scan_iter(pattern, count=500)]
+            for index in [*keys.all_index_keys(), *filter_indexes, keys.outbox_key()]:
                 start = 0
                 while True:
                     members = cast(

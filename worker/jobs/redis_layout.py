@@ -13,6 +13,8 @@ Redis layout (``{p}`` = key prefix)::
     {p}:jobs              zset   every job id, score = order (listing: highest = newest first)
     {p}:jobs:{status}     zset   job ids in that status, same scores (status filter)
     {p}:owner:{name}:jobs zset   the job ids of one API key, same scores (its listing, quota)
+    {p}:tag:{tag}:jobs    zset   the job ids carrying a tag, same scores (?tag= listings)
+    {p}:sweep:{id}:jobs   zset   the job ids of one sweep, same scores (?sweep= listings)
     {p}:idem:{owner}:{h}  string "fingerprint job_id" of an Idempotency-Key (h: its SHA-256)
     {p}:webhooks:pending  zset   job id -> last delivery activity, for final jobs with a
                                  callback_url whose webhook is not done (an outbox)
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from importlib.resources import files
 
 from worker.jobs.records import STATUSES, JobStatus
@@ -95,6 +98,30 @@ class JobKeys:
     def owner_index_pattern(self) -> str:
         """A ``SCAN`` pattern matching every owner's index."""
         return f"{self._prefix}:owner:*:jobs"
+
+    def tag_index_key(self, tag: str) -> str:
+        return f"{self._prefix}:tag:{tag}:jobs"
+
+    def sweep_index_key(self, sweep_id: str) -> str:
+        return f"{self._prefix}:sweep:{sweep_id}:jobs"
+
+    def filter_index_patterns(self) -> list[str]:
+        """``SCAN`` patterns matching every owner's, tag's and sweep's index."""
+        return [self.owner_index_pattern(), f"{self._prefix}:tag:*:jobs",
+                f"{self._prefix}:sweep:*:jobs"]
+
+    def job_index_keys(self, *, owner: str | None, tags: Sequence[str],
+                       sweep_id: str | None) -> list[str]:
+        """The indexes beside the status ones that name a job: its owner's (the all-jobs
+        index when it has none), its sweep's (when it has one), one per tag."""
+        keys = [self.owner_index_key(owner) if owner else self.index_key()]
+        if sweep_id:
+            keys.append(self.sweep_index_key(sweep_id))
+        return keys + [self.tag_index_key(tag) for tag in tags]
+
+    def sweep_record_keys(self, sweep_id: str) -> list[str]:
+        """The sweep's hash and the sweeps index (``worker/jobs/sweep_store.py``'s layout)."""
+        return [f"{self._prefix}:sweep:{sweep_id}", f"{self._prefix}:sweeps"]
 
     def idempotency_key(self, owner: str | None, key: str) -> str:
         digest = hashlib.sha256(key.encode()).hexdigest()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import redis
@@ -31,10 +32,13 @@ from worker.jobs.records import (
     DURATION_BUCKETS,
     FINAL_STATUSES,
     JOB_ID_RE,
+    MAX_TAGS,
     OWNER_RE,
+    TAG_RE,
     Claim,
     ClaimOutcome,
     FinalStatus,
+    JobFilter,
     JobPage,
     JobRecord,
     JobStatus,
@@ -50,12 +54,19 @@ from worker.jobs.records import (
 from worker.jobs.redis_conn import connect, translate_redis_errors
 from worker.jobs.redis_indexes import JobIndexes
 from worker.jobs.redis_layout import JOB_SCRIPTS, JobKeys, job_script
+from worker.jobs.redis_retention import keep_alive
+from worker.jobs.result_size import fit_result
+
+#: How far apart the API's clock (``created_at``) and Redis's (``order``) may be: a
+#: ``created_after`` listing stops scanning this much before it.
+CLOCK_SKEW_S = 300
 
 
 def store_from_settings(settings: Settings) -> RedisJobStore:
     """The Redis job store configured by ``settings`` (one connection pool)."""
     return RedisJobStore(
-        connect(settings), prefix=settings.key_prefix, retention_seconds=settings.retention_seconds
+        connect(settings), prefix=settings.key_prefix, retention_seconds=settings.retention_seconds,
+        max_result_bytes=settings.max_result_bytes,
     )
 
 
@@ -63,10 +74,12 @@ class RedisJobStore(JobKeys):
     """``JobStore`` on Redis. Its key names (``JobKeys``) are its own and its tests'; callers
     use the ``JobStore`` methods only."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str, retention_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str, retention_seconds: int,
+                 max_result_bytes: int | None = None) -> None:
         super().__init__(prefix)
         self._r = client
         self._ttl = retention_seconds
+        self._max_result_bytes = max_result_bytes  # None: no limit (worker/jobs/result_size.py)
         self._scripts = {name: client.register_script(job_script(name)) for name in JOB_SCRIPTS}
         self._indexes = JobIndexes(client, self)
 
@@ -99,11 +112,11 @@ class RedisJobStore(JobKeys):
     def create(
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None,
         owner: str | None = None, callback_url: str | None = None,
-        max_active: int | None = None,
+        max_active: int | None = None, tags: Sequence[str] = (),
     ) -> JobRecord:
         record, _ = self._create_job(
             spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
-            callback_url=callback_url, max_active=max_active,
+            callback_url=callback_url, max_active=max_active, tags=tags,
         )
         return record
 
@@ -111,11 +124,11 @@ class RedisJobStore(JobKeys):
         self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
         fingerprint: str, ttl_s: int, owner: str | None = None,
         callback_url: str | None = None, max_active: int | None = None,
-        sweep_id: str | None = None,
+        sweep_id: str | None = None, tags: Sequence[str] = (),
     ) -> tuple[JobRecord, bool]:
         return self._create_job(
             spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
-            callback_url=callback_url, max_active=max_active,
+            callback_url=callback_url, max_active=max_active, tags=tags,
             idempotency=(self.idempotency_key(owner, idempotency_key), fingerprint, ttl_s),
         )
 
@@ -126,14 +139,17 @@ class RedisJobStore(JobKeys):
     def _create_job(
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None,
         owner: str | None, callback_url: str | None, max_active: int | None,
-        idempotency: tuple[str, str, int] | None = None,
+        tags: Sequence[str] = (), idempotency: tuple[str, str, int] | None = None,
     ) -> tuple[JobRecord, bool]:
         if owner is not None and not OWNER_RE.match(owner):
             raise ValueError(f"owner {owner!r} is not a valid API key name")
+        tags = list(dict.fromkeys(tags))  # once each, in the order given
+        if len(tags) > MAX_TAGS or not all(TAG_RE.match(tag) for tag in tags):
+            raise ValueError(f"tags {tags!r}: at most {MAX_TAGS}, each {TAG_RE.pattern}")
         job_id = new_job_id()
         fields = codec.new_job_fields(
             job_id, spec_json, queue=queue, now=utcnow(), name=name, sweep_id=sweep_id,
-            owner=owner, callback_url=callback_url,
+            owner=owner, callback_url=callback_url, tags=tags,
         )
         idem_key, fingerprint, idem_ttl = idempotency or ("", "", 0)
         params = {
@@ -141,9 +157,9 @@ class RedisJobStore(JobKeys):
             "fingerprint": fingerprint, "idempotency_ttl": idem_ttl,
             "job_prefix": self.job_key_prefix(),
         }
-        owner_key = self.owner_index_key(owner) if owner else self.index_key()
+        owner_key, *filter_keys = self.job_index_keys(owner=owner, tags=tags, sweep_id=sweep_id)
         reply = cast(list[str], self._run(
-            "create", job_id, params, owner_key, idem_key or self.index_key()
+            "create", job_id, params, owner_key, idem_key or self.index_key(), *filter_keys
         ))
         if reply[0] == "replay":
             return self.get(reply[1]), False
@@ -164,14 +180,25 @@ class RedisJobStore(JobKeys):
 
     def list_jobs(
         self, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None,
-        owner: str | None = None,
+        owner: str | None = None, tags: Sequence[str] = (), sweep_id: str | None = None,
+        created_after: datetime | None = None,
     ) -> JobPage:
         if limit < 1:
             raise ValueError("limit must be positive")
         after = codec.decode_job_cursor(cursor) if cursor is not None else None
-        # A key's own index when there is an owner: its jobs only, status read per job.
-        index = self.owner_index_key(owner) if owner is not None else self.index_key(status)
-        found = self._indexes.page(index, after=after, limit=limit, status=status, owner=owner)
+        keep = JobFilter(status=status, owner=owner, tags=tuple(tags), sweep_id=sweep_id,
+                         created_after=created_after)
+        # The narrowest index that holds every match; the other conditions are read per job.
+        if sweep_id is not None:
+            index = self.sweep_index_key(sweep_id)
+        elif tags:
+            index = self.tag_index_key(tags[0])
+        else:
+            index = self.owner_index_key(owner) if owner is not None else self.index_key(status)
+        lowest = None
+        if created_after is not None:  # order is µs on the Redis clock: allow for clock skew
+            lowest = int((created_after.timestamp() - CLOCK_SKEW_S) * 1_000_000)
+        found = self._indexes.page(index, after=after, limit=limit, keep=keep, lowest=lowest)
         page = [summary for _, summary in found[:limit]]
         next_cursor = None
         if len(found) > limit:
@@ -195,9 +222,11 @@ class RedisJobStore(JobKeys):
         if not JOB_ID_RE.match(job_id):
             raise JobNotFound(job_id)
         with translate_redis_errors():
-            owner = cast(str | None, self._r.hget(self.job_key(job_id), "owner"))
-        owner_key = self.owner_index_key(owner) if owner else self.index_key()
-        reply = cast(list[str], self._run("delete", job_id, {}, owner_key))
+            owner, tags, sweep_id = cast(list[str | None], self._r.hmget(
+                self.job_key(job_id), ("owner", "tags", "sweep_id")))
+        keys = self.job_index_keys(owner=owner, tags=json.loads(tags) if tags else [],
+                                   sweep_id=sweep_id)
+        reply = cast(list[str], self._run("delete", job_id, {}, *keys))
         if reply[0] == "missing":
             raise JobNotFound(job_id)
         if reply[0] == "conflict":
@@ -271,7 +300,10 @@ class RedisJobStore(JobKeys):
         now = utcnow().isoformat()
         fields = {"finished_at": now, "updated_at": now}
         if result is not None:
+            if self._max_result_bytes is not None:  # a larger one is stored cut, with a note
+                result = fit_result(result, self._max_result_bytes)
             fields["result"] = codec.dumps(result)
+            fields.update(codec.verdict_fields(result))
         if error is not None:
             fields["error"] = error
         if progress is not None:
@@ -327,6 +359,9 @@ class RedisJobStore(JobKeys):
 
     def prune_index(self) -> int:
         return self._indexes.prune()
+
+    def keep_alive(self, job_ids: list[str]) -> int:
+        return keep_alive(self._r, self, job_ids, ttl_s=self._ttl)
 
     # --- JobStore: webhooks and metrics --------------------------------------------------
 

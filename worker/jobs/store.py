@@ -15,6 +15,8 @@ or hash fields. The adapters are ``worker/jobs/redis_store.py`` (``RedisJobStore
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from worker.jobs.records import (
@@ -46,15 +48,17 @@ class JobStore(Protocol):
     def create(
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None,
         owner: str | None = None, callback_url: str | None = None,
-        max_active: int | None = None,
+        max_active: int | None = None, tags: Sequence[str] = (),
     ) -> JobRecord:
-        """Record a new ``queued`` job and return it (``QuotaExceeded`` over ``max_active``)."""
+        """Record a new ``queued`` job and return it (``QuotaExceeded`` over ``max_active``).
+
+        ``tags`` (``TAG_RE``, at most ``MAX_TAGS``) label it for listings."""
 
     def create_idempotent(
         self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
         fingerprint: str, ttl_s: int, owner: str | None = None,
         callback_url: str | None = None, max_active: int | None = None,
-        sweep_id: str | None = None,
+        sweep_id: str | None = None, tags: Sequence[str] = (),
     ) -> tuple[JobRecord, bool]:
         """``create`` once per (owner, key): (the job, whether it was created now).
 
@@ -70,9 +74,12 @@ class JobStore(Protocol):
 
     def list_jobs(
         self, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None,
-        owner: str | None = None,
+        owner: str | None = None, tags: Sequence[str] = (), sweep_id: str | None = None,
+        created_after: datetime | None = None,
     ) -> JobPage:
-        """Newest first; ``cursor`` is the previous page's ``next_cursor``."""
+        """Newest first; ``cursor`` is the previous page's ``next_cursor``. Only the jobs that
+        match every filter given: ``status``, ``owner``, each of ``tags``, ``sweep_id``,
+        created strictly after ``created_after`` (aware)."""
 
     def request_cancel(self, job_id: str) -> JobStatus:
         """Flag the job for cancellation; a queued job is cancelled at once. Returns the status
@@ -150,6 +157,11 @@ class JobStore(Protocol):
 
     def prune_index(self) -> int:
         """Drop index entries whose job expired; return how many jobs were dropped."""
+
+    def keep_alive(self, job_ids: list[str]) -> int:
+        """Give the records of these jobs, while queued or running, and every index and sweep
+        that names them, the full retention again (retention counts from the final state);
+        return how many were live."""
 
     # --- webhooks (worker/jobs/webhooks.py) ------------------------------------------------
 

@@ -16,10 +16,11 @@ from worker.core.settings import get_settings
 from worker.jobs.dispatch import make_celery
 
 #: Modules a worker imports at start: the tasks, the signal handlers of the worker liveness
-#: beat and of the reaper (both threads in the worker's main process), and the set-up of each
-#: training process (memory ceiling, warm-up).
+#: beat and of the reaper (both threads in the worker's main process), the set-up of each
+#: training process (memory ceiling, warm-up), and the check that training queues and
+#: webhook deliveries are never consumed by one worker.
 WORKER_MODULES = ("worker.runtime.tasks", "worker.runtime.liveness", "worker.runtime.reaper",
-                  "worker.runtime.child")
+                  "worker.runtime.child", "worker.runtime.queues")
 
 
 @after_setup_logger.connect

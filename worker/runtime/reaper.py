@@ -10,12 +10,21 @@ One pass (``Reaper.run_once``):
    at once, ``task_reject_on_worker_lost``, and the next attempt takes over the dead lease;
    see ``worker/runtime/attempt.py``.)
 2. **Lost messages.** A job ``queued`` for longer than ``queued_lost_after_s`` whose task is in
-   no broker list (neither waiting in its queue nor reserved by a worker, Redis's ``unacked``)
-   had its message lost (a Redis crash between AOF fsyncs, a flushed list): it is sent again.
-   Tasks are idempotent on the job id, so a message that was merely hard to see costs nothing.
+   no broker list (neither waiting in its queue nor reserved by a live worker) had its message
+   lost: a Redis crash between AOF fsyncs, a flushed list, or a worker that reserved it (the
+   message sits in kombu's ``unacked`` until the 2 h visibility timeout) and died before
+   claiming it. A reserved message counts as held only while the worker process that received
+   it (``worker.jobs.broker.Reservations``) is in the worker registry; one that no process
+   noted counts as held for ``queued_lost_after_s`` after its delivery. A lost job is sent
+   again, and a dead worker's copy is taken out of ``unacked``. Tasks are idempotent on the
+   job id (the lease), so a message that was merely hard to see costs nothing.
 3. **Quiet webhooks.** Final jobs whose webhook delivery went quiet (the worker delivering it
    died) are sent again (at-least-once).
-4. **Listing indexes** are swept of expired ids every ``prune_interval_s``.
+4. **Live records kept.** Every queued and running job's record, and the indexes and sweep
+   that name it, get the full retention TTL again (every ``retention_seconds / 8``): retention
+   counts from the final state, so a job that waits in a queue longer than the retention
+   period is still there when it runs.
+5. **Listing indexes** are swept of expired ids every ``prune_interval_s``.
 
 Where it runs: a thread in the main process of **every** Celery worker (started on
 ``worker_ready``), next to the worker heartbeat; a lock in Redis lets one of them reap per
@@ -27,6 +36,7 @@ torch.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Iterable
@@ -38,10 +48,16 @@ from celery.signals import worker_ready, worker_shutdown
 
 from worker.core.errors import TrainabilityError
 from worker.core.settings import Settings, get_settings
-from worker.jobs.broker import UNACKED_KEY
+from worker.jobs.broker import (
+    UNACKED_KEY,
+    Reservations,
+    drop_unacked,
+    unacked_deliveries,
+)
 from worker.jobs.dispatch import CeleryDispatcher, make_celery
 from worker.jobs.redis_conn import translate_redis_errors
 from worker.jobs.redis_store import RedisJobStore, store_from_settings
+from worker.jobs.registry import RedisWorkerRegistry, WorkerRegistry
 from worker.runtime.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -64,14 +80,19 @@ class ReapReport:
     resent: list[str] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
     pruned: int = 0
+    kept_alive: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.requeued or self.failed or self.cancelled or self.resent
                     or self.webhooks or self.pruned)
 
 
-def job_ids_in_broker(client: redis.Redis, queues: Iterable[str]) -> set[str]:
-    """Job ids of the run tasks waiting in ``queues`` or reserved by a worker (``unacked``).
+def _job_ids(raw: str) -> list[str]:
+    return _JOB_ID_IN_MESSAGE.findall(raw)
+
+
+def job_ids_waiting(client: redis.Redis, queues: Iterable[str]) -> set[str]:
+    """Job ids of the run tasks waiting in ``queues``.
 
     Reads the raw messages: the job id is the task's only argument and appears in clear in
     the message headers (``argsrepr``); task and delivery ids are dashed UUIDs, which the
@@ -84,34 +105,61 @@ def job_ids_in_broker(client: redis.Redis, queues: Iterable[str]) -> set[str]:
             while True:
                 chunk = cast(list[str], client.lrange(queue, start, start + _LIST_CHUNK - 1))
                 for raw in chunk:
-                    found.update(_JOB_ID_IN_MESSAGE.findall(raw))
+                    found.update(_job_ids(raw))
                 if len(chunk) < _LIST_CHUNK:
                     break
                 start += len(chunk)
-        for _, raw in client.hscan_iter(UNACKED_KEY, count=500):
-            found.update(_JOB_ID_IN_MESSAGE.findall(cast(str, raw)))
     return found
+
+
+def job_ids_unacked(client: redis.Redis) -> dict[str, list[str]]:
+    """Job id -> delivery tags of its messages reserved by workers (kombu's ``unacked``)."""
+    held: dict[str, list[str]] = {}
+    with translate_redis_errors():
+        for tag, raw in client.hscan_iter(UNACKED_KEY, count=500):
+            for job_id in _job_ids(cast(str, raw)):
+                held.setdefault(job_id, []).append(cast(str, tag))
+    return held
+
+
+def job_ids_in_broker(client: redis.Redis, queues: Iterable[str]) -> set[str]:
+    """Job ids of the run tasks waiting in ``queues`` or reserved by a worker (``unacked``)."""
+    return job_ids_waiting(client, queues) | set(job_ids_unacked(client))
 
 
 class Reaper:
     """One reaper pass at a time; see the module docstring."""
 
-    def __init__(self, store: RedisJobStore, dispatcher: Dispatcher, settings: Settings) -> None:
+    def __init__(self, store: RedisJobStore, dispatcher: Dispatcher, settings: Settings,
+                 registry: WorkerRegistry | None = None) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._settings = settings
+        self._registry = registry or RedisWorkerRegistry(
+            store.client, prefix=settings.key_prefix, ttl_seconds=settings.liveness_ttl_s)
+        self._reservations = Reservations(store.client, prefix=settings.key_prefix,
+                                          ttl_s=settings.broker_visibility_timeout_s)
         self._last_prune = time.monotonic()
+        self._last_keep_alive = -math.inf
 
     def webhook_idle_s(self) -> float:
         """A delivery with no activity for this long is taken as lost (beyond any backoff)."""
         s = self._settings
-        return max(3.0 * s.webhook_retry_backoff_max_s + s.webhook_timeout_s, 60.0)
+        return max(3.0 * s.webhook_retry_backoff_max_s + s.webhook_deadline_s, 60.0)
 
-    def run_once(self, *, prune: bool | None = None) -> ReapReport:
+    def run_once(self, *, prune: bool | None = None,
+                 keep_alive: bool | None = None) -> ReapReport:
         report = ReapReport()
         self._lost_attempts(report)
         self._lost_messages(report)
         self._quiet_webhooks(report)
+        due = (time.monotonic() - self._last_keep_alive
+               >= self._settings.retention_seconds / 8)
+        if keep_alive or (keep_alive is None and due):
+            self._last_keep_alive = time.monotonic()
+            live = [job.id for job in self._store.running_jobs()]
+            live += [job_id for job_id, _, _ in self._store.queued_jobs()]
+            report.kept_alive = self._store.keep_alive(live)
         due = time.monotonic() - self._last_prune >= self._settings.prune_interval_s
         if prune or (prune is None and due):
             self._last_prune = time.monotonic()
@@ -141,22 +189,43 @@ class Reaper:
     def _lost_messages(self, report: ReapReport) -> None:
         # Only jobs created before the threshold can have waited that long (the index score
         # is the creation time): a large fresh backlog costs nothing here.
+        lost_after = self._settings.queued_lost_after_s
         now = self._store.redis_time()
-        queued = self._store.queued_jobs(created_before=now - self._settings.queued_lost_after_s)
-        if not queued:
-            return
+        queued = self._store.queued_jobs(created_before=now - lost_after)
         stale = [(job_id, queue, ts) for job_id, queue, ts in queued
-                 if now - float(ts) > self._settings.queued_lost_after_s]
+                 if now - float(ts) > lost_after]
+        # Read who reserved what before what is reserved: a tag acked in between then looks
+        # acked (forgotten below), never reserved by nobody.
+        reservations = self._reservations.all()
+        delivered = unacked_deliveries(self._store.client)
+        self._reservations.forget([tag for tag in reservations if tag not in delivered])
         if not stale:
             return
-        present = job_ids_in_broker(self._store.client, {queue for _, queue, _ in stale})
+        waiting = job_ids_waiting(self._store.client, {queue for _, queue, _ in stale})
+        held = job_ids_unacked(self._store.client)
+        alive = {(w.hostname, w.pid) for w in self._registry.live_workers()}
+
+        def dead(tag: str) -> bool:
+            """The message's holder is gone (or, unnoted, it was delivered long ago)."""
+            who = reservations.get(tag)
+            if who is not None:
+                return (who.node, who.pid) not in alive
+            return time.time() - delivered.get(tag, time.time()) > lost_after
+
         for job_id, queue, ts in stale:
-            if job_id in present or not self._store.touch_queued(job_id, ts):
+            tags = held.get(job_id, [])
+            if job_id in waiting or not all(dead(tag) for tag in tags):
                 continue
-            log.warning("job %s: queued for %.0f s and its task is in no broker list; "
-                        "sending it again", job_id, now - float(ts), extra={"job_id": job_id})
+            if not self._store.touch_queued(job_id, ts):
+                continue
+            why = (f"its message is held by a worker that is gone ({len(tags)} delivery)"
+                   if tags else "its task is in no broker list")
+            log.warning("job %s: queued for %.0f s and %s; sending it again", job_id,
+                        now - float(ts), why, extra={"job_id": job_id})
             report.resent.append(job_id)
             self._send(job_id, queue)
+            drop_unacked(self._store.client, tags)
+            self._reservations.forget(tags)
 
     def _quiet_webhooks(self, report: ReapReport) -> None:
         for job_id in self._store.webhook_outbox(self.webhook_idle_s()):

@@ -3,10 +3,18 @@
 The policy (who may be called, the payload, the signature) is ``worker/jobs/webhooks.py``; this
 module makes the request to the address the policy checked, records the delivery state on the
 job and says whether the Celery task should retry.
+
+Two limits hold a delivery: ``webhook_timeout_s`` for each step (connect, each read, each
+write) and ``webhook_deadline_s`` for the whole request, however slowly the receiver answers
+(a receiver that sends a byte every second never trips a per-read timeout). The request runs
+on a short-lived event loop under ``asyncio.timeout``, which cancels it wherever it waits.
+Deliveries run on the ``webhooks`` queue, which only a worker without training queues may
+consume (``worker/runtime/queues.py``): a slow receiver never holds a training process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -72,6 +80,28 @@ def signed_headers(job: JobRecord, body: bytes, secret: str) -> dict[str, str]:
     }
 
 
+class DeadlineExceeded(Exception):
+    """The receiver did not take the whole request within ``webhook_deadline_s``."""
+
+
+def post_within(url: str, body: bytes, headers: dict[str, str], extensions: dict[str, Any], *,
+                timeout_s: float, deadline_s: float,
+                transport: httpx.AsyncBaseTransport | None = None) -> httpx.Response:
+    """POST and read the whole answer, or ``DeadlineExceeded`` after ``deadline_s`` in all."""
+    async def post() -> httpx.Response:
+        async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=False,
+                                     trust_env=False, transport=transport) as client:
+            async with asyncio.timeout(deadline_s):
+                return await client.post(url, content=body, headers=headers,
+                                         extensions=extensions)
+
+    try:
+        return asyncio.run(post())
+    except TimeoutError as exc:
+        raise DeadlineExceeded(f"no complete answer within the {deadline_s:g} s deadline "
+                               "(webhook_deadline_s)") from exc
+
+
 def deliver_webhook(
     store: RedisJobStore,
     job_id: str,
@@ -80,7 +110,7 @@ def deliver_webhook(
     attempt: int,
     last_attempt: bool,
     resolver: Resolver = system_resolver,
-    transport: httpx.BaseTransport | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> DeliveryOutcome:
     """One delivery attempt; records the state on the job; says whether to retry."""
     try:
@@ -117,10 +147,10 @@ def deliver_webhook(
     url, headers, extensions = pinned_request(destination, address)
     headers.update(signed_headers(job, body, settings.webhook_secret.get_secret_value()))
     try:
-        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False,
-                          trust_env=False, transport=transport) as client:
-            response = client.post(url, content=body, headers=headers, extensions=extensions)
-    except httpx.HTTPError as exc:
+        response = post_within(url, body, headers, extensions,
+                               timeout_s=settings.webhook_timeout_s,
+                               deadline_s=settings.webhook_deadline_s, transport=transport)
+    except (httpx.HTTPError, DeadlineExceeded) as exc:
         state["last_error"] = f"{type(exc).__name__}: {exc}"[:500]
         return record("retry")
     state["last_status"] = response.status_code

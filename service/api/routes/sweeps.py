@@ -25,6 +25,7 @@ from service.usecases.sweeps import (
     summary_of,
     sweep_view,
 )
+from worker.jobs.codec import SWEEP_CURSOR_PATTERN
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -73,7 +74,8 @@ def list_sweeps(
     sweeps: SweepStoreDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Sweeps per page.")] = 20,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of a page.")]
+    cursor: Annotated[str | None, Query(pattern=SWEEP_CURSOR_PATTERN,
+                                        description="next_cursor of a page.")]
     = None,
 ) -> SweepsPage:
     """Sweeps, newest first, one page at a time."""

@@ -19,9 +19,9 @@ from worker.compute.diagnostics.noise_scale import noise_scale
 from worker.compute.diagnostics.recurrent import memory_horizon, through_time
 from worker.compute.diagnostics.sharpness import top_hessian_eigenvalue
 from worker.compute.diagnostics.trajectory import Projector, alignment, path_efficiency
+from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
 from worker.compute.pipeline import run_experiment
-from worker.compute.training import loss_function
 
 
 def test_tanh_mean_field_gain_matches_measurement(spec_factory):

@@ -31,7 +31,10 @@ def test_a_registry_that_misses_or_invents_a_group_is_refused():
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_each_preset_builds_one_diagnostic_per_probe_of_its_groups(preset):
-    spec = make({"family": "lstm", "depth": 1, "width": 4}, SEQ, preset=preset)
+    # a recurrent layer and attention: every group applies
+    spec = make({"layers": [{"type": "lstm", "hidden": 4, "return_sequences": True},
+                            {"type": "transformer_block", "heads": 1, "causal": False},
+                            {"type": "sequence_pool"}]}, SEQ, preset=preset)
     diagnostics = build_diagnostics(spec, build_model(spec))
     names = [d.name for d in diagnostics]
     assert len(names) == len(set(names))  # alignment and trajectory share one probe

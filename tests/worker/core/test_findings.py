@@ -12,6 +12,7 @@ from worker.core.design import design_facts
 from worker.core.findings import RULES, apply_edits, findings, fixes_for, headline
 from worker.core.findings.remedies import is_valid
 from worker.core.findings.rules import RULES_BY_CODE, load_calibration
+from worker.core.findings.transformer_rules import CODES as ATTENTION  # own test file
 from worker.core.spec import ExperimentSpec
 
 CAL = load_calibration()
@@ -116,7 +117,7 @@ SPEC = {"spec_version": 1, "model": {"family": "mlp", "depth": 6, "width": 16,
         "optimizer": {"lr": 0.05, "momentum": 0.9}, "training": {"steps": 100}}
 
 
-@pytest.mark.parametrize("code", [rule.code for rule in RULES])
+@pytest.mark.parametrize("code", [rule.code for rule in RULES if rule.code not in ATTENTION])
 def test_each_rule_fires_on_one_side_of_its_threshold_only(code: str) -> None:
     spec = ExperimentSpec.model_validate(SPEC)
     bad, good = sides(code)

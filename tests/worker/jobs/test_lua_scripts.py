@@ -11,11 +11,12 @@ from worker.jobs.redis_layout import JOB_SCRIPTS, job_script, lua_source
 
 ROOT = Path(__file__).resolve().parents[3]
 SWEEP_SCRIPTS = ("sweep_create", "sweep_add_job")
+REMEDY_SCRIPTS = ("remedies_link",)  # worker/jobs/remedy_links.py
 
 
 def test_every_script_is_a_file_next_to_the_package():
     shipped = {p.name for p in (files("worker.jobs") / "lua").iterdir()}
-    wanted = {f"{name}.lua" for name in ("prelude", *JOB_SCRIPTS, *SWEEP_SCRIPTS)}
+    wanted = {f"{name}.lua" for name in ("prelude", *JOB_SCRIPTS, *SWEEP_SCRIPTS, *REMEDY_SCRIPTS)}
     assert wanted == shipped
 
 

@@ -27,7 +27,10 @@ from worker.compute.model import Net
 def linearity_errors(model: Net, x: Tensor, scales: list[float], seed: int) -> list[Tensor]:
     """Per-example relative Taylor errors, one tensor per scale (model in eval mode).
 
-    NaN marks an example whose output change is below the rounding floor.
+    NaN marks an example whose output change is below the rounding floor. J(x) delta is linear
+    in eps, so one forward-mode pass along d = ||x|| u serves every scale (J delta = eps J d),
+    and the perturbed inputs of all scales go through the model as one batch: a third of the
+    passes of one jvp per scale.
     """
     g = torch.Generator(device="cpu").manual_seed(seed)
     u = torch.randn(x.shape, generator=g, dtype=x.dtype).to(x.device)
@@ -37,14 +40,14 @@ def linearity_errors(model: Net, x: Tensor, scales: list[float], seed: int) -> l
     model.eval()  # per-example functions: batch norm uses running statistics, dropout is off
     try:
         with torch.no_grad(), unrolled_recurrence(model):
+            f0, jd = jvp(model, (x,), (x_norm * u,))[:2]
+            shifted = model(torch.cat([x + (eps * x_norm) * u for eps in scales]))
+            floor = 1e2 * torch.finfo(x.dtype).eps * f0.flatten(1).norm(dim=1)
             out: list[Tensor] = []
-            for eps in scales:
-                delta = eps * x_norm * u
-                f0, jd = jvp(model, (x,), (delta,))[:2]
-                diff = model(x + delta) - f0
-                num = (diff - jd).flatten(1).norm(dim=1)
+            for eps, f1 in zip(scales, shifted.split(x.shape[0]), strict=True):
+                diff = f1 - f0
+                num = (diff - eps * jd).flatten(1).norm(dim=1)
                 den = diff.flatten(1).norm(dim=1)
-                floor = 1e2 * torch.finfo(x.dtype).eps * f0.flatten(1).norm(dim=1)
                 ratio = num / den.clamp_min(1e-30)
                 out.append(torch.where(den > floor, ratio, torch.full_like(ratio, math.nan)))
             return out

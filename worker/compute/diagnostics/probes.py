@@ -7,7 +7,6 @@ fixed probe batch so numbers are comparable across steps. One instrumented forwa
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,15 +19,13 @@ from torch.nn.utils import parameters_to_vector
 from worker.compute.diagnostics.base import Diagnostic, LossFn, ProbeContext
 from worker.compute.diagnostics.capture import capture
 from worker.compute.model import Net
+from worker.core.probe_schedule import DEFAULT_PROBES_PER_RUN, MAX_PROBES_PER_RUN, probe_steps
 
-DEFAULT_PROBES_PER_RUN = 8
+# The schedule (step 0, every k steps, the end; capped at MAX_PROBES_PER_RUN) is pure:
+# worker/core/probe_schedule.py, shared with the dry run's memory estimate.
+__all__ = ["DEFAULT_PROBES_PER_RUN", "MAX_PROBES_PER_RUN", "ProbeSet", "probe_steps"]
 
-
-def probe_steps(total_steps: int, every: int | None) -> list[int]:
-    """Steps at which probes run: 0, every k steps, and the last step."""
-    if every is None:
-        every = max(1, math.ceil(total_steps / DEFAULT_PROBES_PER_RUN))
-    return sorted({0, total_steps, *range(every, total_steps, every)})
+END_RESERVE_PROBES = 4.0  # the end of a run costs about this many step-0 probes
 
 
 @dataclass
@@ -105,9 +102,22 @@ class ProbeSet:
                 if diagnostic.wants_update:
                     diagnostic.after_update(model, step)
 
-    def finish(self, model: Net, step: int) -> None:
-        """End-of-training analyses (interpolation, alignment, ...)."""
+    def end_reserve_s(self) -> float:
+        """Seconds to keep before a deadline for the end of the run (the last probe, the
+        end-of-run analyses), estimated after the step-0 probe from what it cost: those
+        analyses are a few probes' worth of forward passes."""
+        return END_RESERVE_PROBES * self.spent_s
+
+    def finish(self, model: Net, step: int, deadline: float | None = None) -> list[str]:
+        """End-of-training analyses (interpolation, alignment, ...); those that would start
+        past ``deadline`` (``time.monotonic()``) are skipped, and their names returned."""
+        skipped: list[str] = []
         with self._timed():
             ctx = self.context(model, step)
             for diagnostic in self.diagnostics:
+                has_end = type(diagnostic).at_end is not Diagnostic.at_end
+                if has_end and deadline is not None and time.monotonic() > deadline:
+                    skipped.append(diagnostic.name)
+                    continue
                 diagnostic.at_end(ctx)
+        return skipped

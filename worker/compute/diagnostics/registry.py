@@ -14,14 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from worker.compute.diagnostics import (
+    attention_entropy,
+    block_gradients,
     gradient_flow,
     interpolation,
     linearization_gap,
     local_linearity,
     mean_field,
     noise_scale,
+    rank_collapse,
     recurrent,
     sharpness,
+    signal_propagation,
     slope,
     trajectory,
     update_ratio,
@@ -44,6 +48,10 @@ PROBES: dict[str, ProbeFactory] = {
     "linearization_gap": linearization_gap.build,
     "sharpness": sharpness.build,
     "noise_scale": noise_scale.build,
+    "block_gradients": block_gradients.build,
+    "signal_propagation": signal_propagation.build,
+    "rank_collapse": rank_collapse.build,
+    "attention_entropy": attention_entropy.build,
 }
 
 

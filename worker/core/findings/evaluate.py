@@ -8,6 +8,7 @@ from typing import Any
 from worker.core.design import DesignFacts, design_facts
 from worker.core.findings.remedies import fixes_for
 from worker.core.findings.rules import RULES, Calibration, Rule, load_calibration
+from worker.core.findings.transformer_rules import MESSAGES as ATTENTION_MESSAGES
 from worker.core.spec import ExperimentSpec
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
@@ -61,6 +62,7 @@ MESSAGES: dict[str, Message] = {
     "thrashing_layers": lambda v, e: f"Layer {e['layer']} changes by {10**v:.1e} of its norm "
     "per update (median over probes): updates are too large to settle.",
 }
+MESSAGES.update(ATTENTION_MESSAGES)
 GENERIC_TIPS = {
     "gradient_misaligned_with_solution": "a metric, not a verdict: on the benchmark it did not "
     "separate healthy from faulty designs",

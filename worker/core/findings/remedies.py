@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.core.design import JAGGED, SATURATING, DesignFacts
+from worker.core.findings import transformer_rules
 from worker.core.spec import ExperimentSpec, ShapeError, analyze
 from worker.core.sweeps import PathError, set_path
 
@@ -137,6 +138,8 @@ def _memory_fixes(doc: dict[str, Any], d: DesignFacts) -> list[Fix]:
 
 
 def _candidates(code: str, doc: dict[str, Any], d: DesignFacts) -> list[Fix | None]:
+    if code in transformer_rules.CODES:
+        return [Fix(label, edits) for label, edits in transformer_rules.candidates(code, doc)]
     if code == "vanishing_gradients_at_init":
         return list(_gradient_flow_fixes(doc, d, exploding=False))
     if code == "exploding_gradients_at_init":

@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from worker.core.findings import features as f
+from worker.core.findings import transformer_rules as tf
 from worker.core.spec import ExperimentSpec
 
 Severity = Literal["info", "warning", "critical"]
@@ -78,6 +79,15 @@ RULES: tuple[Rule, ...] = (
          "lr_too_low_or_frozen", "log10 smallest per-layer median update-to-weight ratio"),
     Rule("thrashing_layers", f.max_update_ratio, "above", -1.0, "warning", False, "lr_too_high",
          "log10 largest per-layer median update-to-weight ratio"),
+    # Attention models (worker/core/findings/transformer_rules.py); defaults, not calibrated.
+    Rule("rank_collapse", tf.init_rank_collapse, "above", 0.9, "critical", True,
+         "rank_collapse", "largest mean pairwise token cosine after a block, step 0"),
+    Rule("attention_entropy_collapse", tf.final_attention_entropy, "below", 0.1, "warning",
+         False, "entropy_collapse", "lowest head's attention entropy / its maximum, last probe"),
+    Rule("post_ln_without_warmup", tf.post_ln_gradient_ratio, "above", 0.1, "warning", True,
+         "post_ln", "log10 last/first block gradient norm at step 0 (Post-LN, no warm-up)"),
+    Rule("residual_stream_growth", tf.init_stream_growth, "above", 10.0, "warning", True,
+         "stream_growth", "residual-stream variance, last block / first block, step 0"),
 )
 RULES_BY_CODE = {rule.code: rule for rule in RULES}
 

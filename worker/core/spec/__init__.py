@@ -48,9 +48,43 @@ from worker.core.spec.layers import (
 )
 from worker.core.spec.optim import OptimizerSpec, ScheduleSpec, lr_factor
 from worker.core.spec.shapes import Analysis, ShapeError, analyze
+from worker.core.spec.tokens import (
+    TOKEN_DATA,
+    AssociativeRecallData,
+    MarkovLanguageData,
+    ModularAdditionData,
+    TokenCopyData,
+    TokenData,
+    TokenSortData,
+)
+from worker.core.spec.transformer import (
+    EmbeddingLayer,
+    GatedMLPLayer,
+    PositionalEncodingLayer,
+    RMSNormLayer,
+    SelfAttentionLayer,
+    SequencePoolLayer,
+    TransformerBlockLayer,
+    TransformerModel,
+)
 
 __all__ = [
     "PRESETS",
+    "TOKEN_DATA",
+    "AssociativeRecallData",
+    "EmbeddingLayer",
+    "GatedMLPLayer",
+    "MarkovLanguageData",
+    "ModularAdditionData",
+    "PositionalEncodingLayer",
+    "RMSNormLayer",
+    "SelfAttentionLayer",
+    "SequencePoolLayer",
+    "TokenCopyData",
+    "TokenData",
+    "TokenSortData",
+    "TransformerBlockLayer",
+    "TransformerModel",
     "ActivationLayer",
     "ActivationName",
     "AddingData",

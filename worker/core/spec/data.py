@@ -13,6 +13,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from worker.core.spec.base import StrictModel, TaskType
+from worker.core.spec.tokens import (
+    TOKEN_KINDS,
+    AssociativeRecallData,
+    MarkovLanguageData,
+    ModularAdditionData,
+    TokenCopyData,
+    TokenSortData,
+    token_shape_fields,
+)
 
 MAX_EXAMPLES = 1_000_000
 DIGITS_N = 1797
@@ -213,7 +222,12 @@ DataSpec = Annotated[
     | DigitsData
     | AddingData
     | CopyData
-    | InlineData,
+    | InlineData
+    | TokenCopyData
+    | TokenSortData
+    | AssociativeRecallData
+    | ModularAdditionData
+    | MarkovLanguageData,
     Field(discriminator="kind"),
 ]
 AnyData = (
@@ -225,6 +239,11 @@ AnyData = (
     | AddingData
     | CopyData
     | InlineData
+    | TokenCopyData
+    | TokenSortData
+    | AssociativeRecallData
+    | ModularAdditionData
+    | MarkovLanguageData
 )
 
 
@@ -242,6 +261,8 @@ class DataShape(StrictModel):
     n_val: int
     per_step: bool = False
     sequence_length: int | None = None
+    causal: bool = False  # the target at step t is the input at t + 1: models must not look ahead
+    min_cross_entropy: float | None = None  # the best achievable per-step loss, where known
 
     @property
     def input_dim(self) -> int:
@@ -307,6 +328,7 @@ SHAPE_OF: dict[str, Callable[[Any], DataShape]] = {
     "adding": _adding_shape,
     "copy": _copy_shape,
     "inline": _inline_shape,
+    **{kind: lambda data: DataShape(**token_shape_fields(data)) for kind in TOKEN_KINDS},
 }
 
 

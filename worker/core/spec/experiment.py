@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
 from worker.core.diagnostic_groups import PRESETS, DiagnosticGroup, Preset
 from worker.core.spec.base import DeviceRequest, InitScheme, StrictModel
 from worker.core.spec.data import DataSpec
 from worker.core.spec.layers import FamilyModel, LayersModel
 from worker.core.spec.optim import OptimizerSpec
+from worker.core.spec.transformer import TransformerModel
 
 
 class InitSpec(StrictModel):
@@ -40,8 +41,19 @@ class InitSpec(StrictModel):
         return self
 
 
+#: The most initializations one job trains together (``training.seeds``) or probes at step 0
+#: (``diagnostics.init_seeds``).
+MAX_SEEDS = 64
+
+
 class TrainingSpec(StrictModel):
     """How long and on what to train. Give exactly one of ``steps`` or ``epochs``."""
+
+    # The schema says it too (OpenAPI: exactly one of them is an integer).
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["steps"], "properties": {"steps": {"type": "integer"}}},
+        {"required": ["epochs"], "properties": {"epochs": {"type": "integer"}}},
+    ]})
 
     steps: int | None = Field(
         None,
@@ -63,12 +75,29 @@ class TrainingSpec(StrictModel):
         gt=0,
         le=7 * 24 * 3600,
     )
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SEEDS,
+        description="Initializations trained together in one job, as one batched model where "
+        "the layers allow (else one after another; the result says which). Member k "
+        "initializes its weights and orders its batches with seeds[k]; the data come from "
+        "'seed'. The result's sections are the first seed's; 'seeds' holds every seed's "
+        "outcome, the spread of the final losses, and each finding says in how many seeds it "
+        "fired.",
+    )
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> TrainingSpec:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError("give exactly one of 'steps' or 'epochs'")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds must be distinct")
         return self
+
+    def member_seeds(self) -> list[int]:
+        """The seeds of the initializations this run trains: ``seeds``, or just ``seed``."""
+        return list(self.seeds) if self.seeds else [self.seed]
 
 
 class DiagnosticsSpec(StrictModel):
@@ -83,6 +112,14 @@ class DiagnosticsSpec(StrictModel):
         None, description="Steps between probes; default: about 8 probes over the run.", ge=1
     )
     probe_batch_size: int = Field(256, ge=8, le=8192)
+    init_seeds: int | None = Field(
+        None,
+        ge=2,
+        le=MAX_SEEDS,
+        description="Repeat the step-0 probes on this many initializations (this run's own "
+        "and fresh ones, seeds s, s+1, ... from the first training seed s); each init-time "
+        "finding then says in how many of them it fired.",
+    )
     slope_threshold: float = Field(
         0.1, description="tau: significant slope is |phi'| >= tau * max|phi'|.", gt=0, lt=1
     )
@@ -118,9 +155,14 @@ class DiagnosticsSpec(StrictModel):
 
 
 def _model_form(value: Any) -> str:
-    """``layers`` when the model gives an explicit layer list, else the family shorthand."""
+    """``layers`` when the model gives an explicit layer list, ``transformer`` for that family
+    (its fields are its own), else the family shorthand."""
     if isinstance(value, dict):
-        return "layers" if "layers" in value else "family"
+        if "layers" in value:
+            return "layers"
+        return "transformer" if value.get("family") == "transformer" else "family"
+    if isinstance(value, TransformerModel):
+        return "transformer"
     return "layers" if isinstance(value, LayersModel) else "family"
 
 
@@ -130,7 +172,9 @@ class ExperimentSpec(StrictModel):
     spec_version: Literal[1]
     name: str | None = Field(None, max_length=200)
     model: Annotated[
-        Annotated[FamilyModel, Tag("family")] | Annotated[LayersModel, Tag("layers")],
+        Annotated[FamilyModel, Tag("family")]
+        | Annotated[LayersModel, Tag("layers")]
+        | Annotated[TransformerModel, Tag("transformer")],
         Discriminator(_model_form),
     ]
     init: InitSpec = InitSpec()

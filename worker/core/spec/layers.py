@@ -11,6 +11,16 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, model_validator
 
 from worker.core.spec.base import ActivationName, Normalization, StrictModel
+from worker.core.spec.transformer import (
+    EmbeddingLayer,
+    GatedMLPLayer,
+    PositionalEncodingLayer,
+    RMSNormLayer,
+    SelfAttentionLayer,
+    SequencePoolLayer,
+    TransformerBlockLayer,
+    TransformerModel,
+)
 
 MAX_DEPTH = 128
 MAX_WIDTH = 8192
@@ -111,6 +121,13 @@ Layer = Annotated[
         MaxoutLayer,
         RecurrentLayer,
         ResidualLayer,
+        EmbeddingLayer,
+        PositionalEncodingLayer,
+        SelfAttentionLayer,
+        RMSNormLayer,
+        GatedMLPLayer,
+        SequencePoolLayer,
+        TransformerBlockLayer,
     ],
     Field(discriminator="type"),
 ]
@@ -169,7 +186,7 @@ class FamilyModel(StrictModel):
         )
 
 
-ModelSpec = FamilyModel | LayersModel
+ModelSpec = FamilyModel | LayersModel | TransformerModel
 
 
 def compile_family(model: FamilyModel, image_hw: int | None, per_step: bool) -> list[Layer]:

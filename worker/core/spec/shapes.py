@@ -32,6 +32,12 @@ from worker.core.spec.layers import (
     ResidualLayer,
     compile_family,
 )
+from worker.core.spec.transformer import TransformerModel
+from worker.core.spec.transformer_analysis import (
+    TRANSFORMER_SHAPE_RULES,
+    compile_transformer,
+    look_ahead,
+)
 
 Shape = tuple[int, ...]
 Loc = tuple[str | int, ...]
@@ -42,8 +48,10 @@ INPUT_RANK: dict[InputKind, int] = {"vector": 1, "sequence": 2, "image": 3}
 #: The input each family shorthand takes.
 FAMILY_INPUT: dict[str, InputKind] = {
     "mlp": "vector", "resmlp": "vector", "cnn": "image",
-    "rnn": "sequence", "gru": "sequence", "lstm": "sequence",
+    "rnn": "sequence", "gru": "sequence", "lstm": "sequence", "transformer": "sequence",
 }
+#: The family shorthands (each compiles to a layer list).
+FAMILY_FORMS = (FamilyModel, TransformerModel)
 
 
 class ShapeError(ValueError):
@@ -94,6 +102,8 @@ def projection_stride(shape: Shape, out: Shape) -> int | None:
 def body_layers(spec: ExperimentSpec, shape: DataShape) -> list[Layer]:
     """The spec's layer list (family shorthands compiled)."""
     model = spec.model
+    if isinstance(model, TransformerModel):
+        return compile_transformer(model, shape.per_step)
     if isinstance(model, FamilyModel):
         image_hw = shape.input_shape[1] if len(shape.input_shape) == 3 else None
         return compile_family(model, image_hw, shape.per_step)
@@ -110,7 +120,7 @@ def analyze(spec: ExperimentSpec) -> Analysis:
     try:
         return _analyze(spec)
     except ValidationError as exc:
-        loc: Loc = ("model",) if isinstance(spec.model, FamilyModel) else ("data",)
+        loc: Loc = ("model",) if isinstance(spec.model, FAMILY_FORMS) else ("data",)
         first = exc.errors()[0]
         raise ShapeError(loc, f"the design implies an invalid {exc.title}: {first['msg']} "
                          f"({'.'.join(str(p) for p in first['loc'])})") from exc
@@ -118,7 +128,7 @@ def analyze(spec: ExperimentSpec) -> Analysis:
 
 def _analyze(spec: ExperimentSpec) -> Analysis:
     shape = data_shape(spec.data)
-    family = isinstance(spec.model, FamilyModel)
+    family = isinstance(spec.model, FAMILY_FORMS)
     if family:
         _check_family_input(spec, shape)
     layers = body_layers(spec, shape)
@@ -146,6 +156,7 @@ def _analyze(spec: ExperimentSpec) -> Analysis:
         )
     final = _apply(head, out, ("model", "head"), counts, described, family)
     _check_training(spec, shape, layers)
+    _check_causal(spec, shape, layers)
     return Analysis(
         data=shape,
         layers=layers,
@@ -160,7 +171,7 @@ def _analyze(spec: ExperimentSpec) -> Analysis:
 
 def _check_family_input(spec: ExperimentSpec, shape: DataShape) -> None:
     model = spec.model
-    assert isinstance(model, FamilyModel)
+    assert isinstance(model, FAMILY_FORMS)
     rank = len(shape.input_shape)
     needs = FAMILY_INPUT[model.family]
     if rank != INPUT_RANK[needs]:
@@ -184,6 +195,14 @@ def _check_training(spec: ExperimentSpec, shape: DataShape, layers: list[Layer])
             ("training", "batch_size"),
             "batch norm needs at least 2 examples per batch to estimate batch statistics",
         )
+
+
+def _check_causal(spec: ExperimentSpec, shape: DataShape, layers: list[Layer]) -> None:
+    """On a causal task the next input is the target: attention must not look ahead."""
+    family = isinstance(spec.model, FAMILY_FORMS)
+    seen = look_ahead(layers, ("model",) if family else ("model", "layers"), family)
+    if shape.causal and seen is not None:
+        raise ShapeError(("model", "causal") if family else seen[0], seen[1])
 
 
 def _has_batch_norm(layers: list[Layer]) -> bool:
@@ -300,6 +319,7 @@ SHAPE_RULES: dict[type, Callable[[Any, Shape, Counts, Fail], Shape]] = {
     DropoutLayer: _elementwise,
     MaxoutLayer: _maxout,
     RecurrentLayer: _recurrent,
+    **TRANSFORMER_SHAPE_RULES,
 }
 
 

@@ -1,6 +1,6 @@
 -- Record a new queued job.
 -- KEYS[12] owner index (unused when P.owner is ''); KEYS[13] idempotency key (unused when
--- P.fingerprint is ''). Returns {'created', order} | {'replay', id} | {'mismatch', id} |
+-- P.fingerprint is ''); KEYS[14..] the job's sweep and tag indexes. Returns {'created', order} | {'replay', id} | {'mismatch', id} |
 -- {'quota', count}.
 if P.fingerprint ~= '' then
   local prev = redis.call('GET', KEYS[13])
@@ -35,6 +35,7 @@ for _, key in ipairs({ALL, INDEX.queued}) do
   redis.call('ZADD', key, order, fields.id); keep(key)
 end
 if P.owner ~= '' then redis.call('ZADD', KEYS[12], order, fields.id); keep(KEYS[12]) end
+for i = 14, #KEYS do redis.call('ZADD', KEYS[i], order, fields.id); keep(KEYS[i]) end
 if P.fingerprint ~= '' then
   redis.call('SET', KEYS[13], P.fingerprint .. ' ' .. fields.id, 'EX', P.idempotency_ttl)
 end

@@ -1,0 +1,344 @@
+"""K initializations of one design as one batched module: every layer runs all K at once.
+
+A tiny model is dispatch-bound (ARCHITECTURE.md): K of them trained one after another pay K
+times the per-op overhead, while one batched model pays it once for K times the arithmetic.
+Each layer keeps its members' parameters stacked, member-major: ``p.view(K, -1)[k]`` is member
+k's tensor in its own layout, so gradient clipping per member and copying a member back out
+(``export``) are the same code for every layer. Members never mix: SGD, momentum and weight
+decay are elementwise, and each member's loss only reaches its own parameters.
+
+Activation layouts: vectors and sequences are ``[K, B, ...]`` (linear layers are batched
+matrix products, ``baddbmm``); images are ``[B, K*C, H, W]``, so a convolution is one grouped
+convolution (``groups=K``), batch norm is one batch norm over K*C channels, and pooling and
+activations apply as they are. Recurrent layers run unrolled with a batched matrix product per
+time step. Layers without a batched form raise :class:`Unbatchable` naming the layer and why;
+the caller then trains the members one after another (``seeds.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worker.compute.activations import Elementwise
+from worker.compute.layers import Maxout, Recurrent, Residual
+from worker.compute.model import Net
+
+Layout = Literal["vec", "img"]
+
+
+class Unbatchable(Exception):
+    """A layer of the design has no batched form here (the message says which and why)."""
+
+
+class Stacked(nn.Module):
+    """A layer of K members with member-major stacked tensors, linked to the members' own."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.links: list[tuple[str, list[Tensor]]] = []
+
+    def stack(self, name: str, members: list[Tensor], shape: tuple[int, ...],
+              buffer: bool = False) -> None:
+        """Register ``name``: the members' tensors stacked (a copy) and viewed as ``shape``."""
+        data = torch.stack([m.detach().reshape(-1) for m in members]).reshape(shape).clone()
+        if buffer:
+            self.register_buffer(name, data)
+        else:
+            self.register_parameter(name, nn.Parameter(data))
+        self.links.append((name, members))
+
+    @torch.no_grad()
+    def export(self, k: int) -> None:
+        """Copy member k's tensors of this layer (not its children) into the member's own."""
+        for name, members in self.links:
+            own: Tensor = getattr(self, name)
+            members[k].copy_(own.view(self.k, -1)[k].view_as(members[k]))
+
+
+class SLinear(Stacked):
+    weight: Tensor
+    bias: Tensor
+
+    def __init__(self, mods: list[nn.Linear]) -> None:
+        super().__init__(len(mods))
+        self.n_out, n_in = mods[0].weight.shape
+        self.stack("weight", [m.weight for m in mods], (self.k, self.n_out, n_in))
+        self.has_bias = mods[0].bias is not None
+        if self.has_bias:
+            self.stack("bias", [m.bias for m in mods if m.bias is not None],
+                       (self.k, 1, self.n_out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        flat = x.reshape(self.k, -1, x.shape[-1])
+        w = self.weight.transpose(1, 2)
+        out = torch.baddbmm(self.bias, flat, w) if self.has_bias else torch.bmm(flat, w)
+        return out.view(*x.shape[:-1], self.n_out)
+
+
+class SMaxout(nn.Module):
+    def __init__(self, mods: list[Maxout]) -> None:
+        super().__init__()
+        self.linear = SLinear([m.linear for m in mods])
+        self.out, self.pieces = mods[0].out, mods[0].pieces
+
+    def forward(self, x: Tensor) -> Tensor:
+        z: Tensor = self.linear(x)
+        return z.view(*z.shape[:-1], self.out, self.pieces).amax(dim=-1)
+
+
+class SResidual(nn.Module):
+    def __init__(self, body: list[nn.Module], projection: nn.Module | None) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*body)
+        self.projection = projection if projection is not None else nn.Identity()
+
+    def forward(self, h: Tensor) -> Tensor:
+        out: Tensor = self.projection(h) + self.body(h)
+        return out
+
+
+class SFlatten(nn.Module):
+    def __init__(self, k: int, layout: Layout) -> None:
+        super().__init__()
+        self.k, self.layout = k, layout
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.layout == "img":  # [B, K*C, H, W] -> [K, B, C*H*W], each member's (C, H, W)
+            return x.reshape(x.shape[0], self.k, -1).transpose(0, 1)
+        return x.flatten(2)
+
+
+class SConv2d(Stacked):
+    weight: Tensor
+    bias: Tensor
+
+    def __init__(self, mods: list[nn.Conv2d]) -> None:
+        super().__init__(len(mods))
+        m = mods[0]
+        if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros":
+            raise Unbatchable("grouped, dilated or non-zero-padded convolutions")
+        self.stride: tuple[int, ...] = m.stride
+        if isinstance(m.padding, str):
+            raise Unbatchable("string padding ('same'/'valid') on a convolution")
+        self.padding: tuple[int, ...] = m.padding
+        self.stack("weight", [c.weight for c in mods], (self.k * m.out_channels,
+                                                         *m.weight.shape[1:]))
+        self.has_bias = m.bias is not None
+        if self.has_bias:
+            self.stack("bias", [c.bias for c in mods if c.bias is not None],
+                       (self.k * m.out_channels,))
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = self.bias if self.has_bias else None
+        return F.conv2d(x, self.weight, bias, self.stride, self.padding, 1, self.k)
+
+
+class SBatchNorm(Stacked):
+    """Batch norm per member and channel: one batch norm over K*C channels."""
+    weight: Tensor
+    bias: Tensor
+    running_mean: Tensor
+    running_var: Tensor
+    num_batches_tracked: Tensor
+
+
+    def __init__(self, mods: list[nn.modules.batchnorm._BatchNorm], layout: Layout) -> None:
+        super().__init__(len(mods))
+        m = mods[0]
+        if not (m.affine and m.track_running_stats) or m.momentum is None:
+            raise Unbatchable("batch norm without affine parameters or running statistics")
+        self.layout, self.eps, self.momentum, c = layout, m.eps, m.momentum, m.num_features
+        self.stack("weight", [b.weight for b in mods], (self.k * c,))
+        self.stack("bias", [b.bias for b in mods], (self.k * c,))
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            shape = (self.k,) if name == "num_batches_tracked" else (self.k * c,)
+            self.stack(name, [getattr(b, name) for b in mods], shape, buffer=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        if self.layout == "img":
+            return self._norm(x)
+        # [K, B, C, ...] -> [B, K*C, ...]: the channel axis of each member side by side
+        k, b = x.shape[:2]
+        y = self._norm(x.transpose(0, 1).reshape(b, -1, *x.shape[3:]))
+        return y.view(b, k, *x.shape[2:]).transpose(0, 1)
+
+    def _norm(self, x: Tensor) -> Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             self.training, self.momentum, self.eps)
+
+
+class SLayerNorm(Stacked):
+    weight: Tensor
+    bias: Tensor
+
+    def __init__(self, mods: list[nn.LayerNorm], layout: Layout) -> None:
+        super().__init__(len(mods))
+        m = mods[0]
+        if m.weight is None or m.bias is None:
+            raise Unbatchable("layer norm without affine parameters")
+        self.layout, self.eps, self.shape = layout, m.eps, tuple(m.normalized_shape)
+        self.stack("weight", [n.weight for n in mods], (self.k, *self.shape))
+        self.stack("bias", [n.bias for n in mods], (self.k, *self.shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.layout == "img":  # [B, K*C, H, W] -> [B, K, C, H, W]
+            z = x.view(x.shape[0], self.k, *self.shape)
+            z = F.layer_norm(z, self.shape, None, None, self.eps) * self.weight + self.bias
+            return z.view(x.shape)
+        z = F.layer_norm(x, self.shape, None, None, self.eps)
+        lead = (self.k, *([1] * (x.dim() - 1 - len(self.shape))))
+        return z * self.weight.view(*lead, *self.shape) + self.bias.view(*lead, *self.shape)
+
+
+class SRecurrent(Stacked):
+    """RNN / GRU / LSTM of K members, unrolled over time: per step one batched matrix product
+    (the same equations as ``Recurrent``'s unrolled path)."""
+    w_ih: Tensor
+    w_hh: Tensor
+    b_ih: Tensor
+    b_hh: Tensor
+
+
+    def __init__(self, mods: list[Recurrent]) -> None:
+        super().__init__(len(mods))
+        m = mods[0]
+        self.kind, self.hidden, self.nonlinearity = m.kind, m.hidden, m.nonlinearity
+        self.return_sequences = m.return_sequences
+        params = [r.parameters_l0() for r in mods]
+        gh, n_in = params[0][0].shape
+        self.stack("w_ih", [p[0] for p in params], (self.k, gh, n_in))
+        self.stack("w_hh", [p[1] for p in params], (self.k, gh, self.hidden))
+        self.stack("b_ih", [p[2] for p in params], (self.k, 1, gh))
+        self.stack("b_hh", [p[3] for p in params], (self.k, 1, gh))
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, batch, steps, n_in = x.shape
+        x_proj = torch.baddbmm(self.b_ih, x.reshape(k, -1, n_in), self.w_ih.transpose(1, 2))
+        x_proj = x_proj.view(k, batch, steps, -1)
+        w_hh = self.w_hh.transpose(1, 2)
+        h = x.new_zeros(k, batch, self.hidden)
+        cell = x.new_zeros(k, batch, self.hidden)
+        states = []
+        for t in range(steps):
+            gi, gh = x_proj[:, :, t], torch.baddbmm(self.b_hh, h, w_hh)
+            if self.kind == "rnn":
+                z = gi + gh
+                h = torch.tanh(z) if self.nonlinearity == "tanh" else torch.relu(z)
+            elif self.kind == "gru":
+                i_r, i_z, i_n = gi.chunk(3, dim=-1)
+                h_r, h_z, h_n = gh.chunk(3, dim=-1)
+                r = torch.sigmoid(i_r + h_r)
+                upd = torch.sigmoid(i_z + h_z)
+                h = (1 - upd) * torch.tanh(i_n + r * h_n) + upd * h
+            else:
+                i_i, i_f, i_g, i_o = (gi + gh).chunk(4, dim=-1)
+                cell = torch.sigmoid(i_f) * cell + torch.sigmoid(i_i) * torch.tanh(i_g)
+                h = torch.sigmoid(i_o) * torch.tanh(cell)
+            states.append(h)
+        return torch.stack(states, dim=2) if self.return_sequences else h
+
+
+def _stacked(mods: list[nn.Module], layout: Layout, k: int) -> tuple[nn.Module, Layout]:
+    """The batched form of one layer of every member, and the layout it outputs."""
+    m = mods[0]
+    if isinstance(m, nn.Linear) and layout == "vec":
+        return SLinear(mods), layout  # type: ignore[arg-type]
+    if isinstance(m, Elementwise):
+        return m, layout  # elementwise: any layout, no parameters
+    if isinstance(m, Maxout) and layout == "vec":
+        return SMaxout(mods), layout  # type: ignore[arg-type]
+    if isinstance(m, nn.Flatten):
+        return SFlatten(k, layout), "vec"
+    if isinstance(m, nn.Conv2d) and layout == "img":
+        return SConv2d(mods), layout  # type: ignore[arg-type]
+    if isinstance(m, nn.MaxPool2d | nn.AvgPool2d) and layout == "img":
+        return m, layout
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return SBatchNorm(mods, layout), layout  # type: ignore[arg-type]
+    if isinstance(m, nn.LayerNorm):
+        return SLayerNorm(mods, layout), layout  # type: ignore[arg-type]
+    if isinstance(m, Recurrent) and layout == "vec":
+        return SRecurrent(mods), layout  # type: ignore[arg-type]
+    if isinstance(m, Residual):
+        return _residual(mods, layout, k), layout  # type: ignore[arg-type]
+    if isinstance(m, nn.Dropout):
+        raise Unbatchable("dropout draws its masks from each member's own random stream")
+    raise Unbatchable(f"{type(m).__name__} has no batched form")
+
+
+def _residual(mods: list[Residual], layout: Layout, k: int) -> SResidual:
+    body, inner = [], layout
+    for i in range(len(mods[0].body)):
+        layer, inner = _stacked([r.body[i] for r in mods], inner, k)
+        body.append(layer)
+    projection = None
+    if not isinstance(mods[0].projection, nn.Identity):
+        projection, _ = _stacked([r.projection for r in mods], layout, k)
+    return SResidual(body, projection)
+
+
+class BatchedNet(nn.Module):
+    """K ``Net``s of one design as one module: input ``[K, B, *input_shape]``, output
+    ``[K, B, ...]``; ``export(k)`` writes member k's parameters and buffers into its ``Net``."""
+
+    def __init__(self, nets: list[Net], input_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.k = len(nets)
+        self.image_input = len(input_shape) == 3
+        layout: Layout = "img" if self.image_input else "vec"
+        layers = []
+        for i, name in enumerate(nets[0].layer_names):
+            try:
+                layer, layout = _stacked([net.layers[i] for net in nets], layout, self.k)
+            except Unbatchable as exc:
+                raise Unbatchable(f"layer {name}: {exc}") from exc
+            layers.append(layer)
+        if layout != "vec":
+            raise Unbatchable("the head reads an image (no flatten before it)")
+        self.layers = nn.ModuleList(layers)
+        self.head = SLinear([net.head for net in nets])
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.image_input:  # [K, B, C, H, W] -> [B, K*C, H, W]
+            x = x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
+        for layer in self.layers:
+            x = layer(x)
+        out: Tensor = self.head(x)
+        return out
+
+    def export(self, k: int) -> None:
+        for module in self.modules():
+            if isinstance(module, Stacked):
+                module.export(k)
+
+    def member_rows(self) -> list[Tensor]:
+        """Each parameter's gradient viewed as ``[K, -1]`` (member k's in row k)."""
+        return [p.grad.view(self.k, -1) for p in self.parameters() if p.grad is not None]
+
+
+def batch_reason(nets: list[Net], input_shape: tuple[int, ...]) -> str | None:
+    """None when the design trains batched, else why not (the layer and the reason)."""
+    try:
+        BatchedNet(nets[:1], input_shape)
+    except Unbatchable as exc:
+        return str(exc)
+    return None
+
+
+@torch.no_grad()
+def clip_per_member(net: BatchedNet, max_norm: float) -> None:
+    """``clip_grad_norm_`` applied to each member on its own (its global gradient norm)."""
+    rows = net.member_rows()
+    norms = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(r, dim=1) for r in rows]), dim=0
+    )
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)[:, None]
+    for r in rows:
+        r.mul_(coef)

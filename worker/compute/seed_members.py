@@ -1,0 +1,69 @@
+"""The pieces of a multi-seed run that are not the loop: a member, and the per-member loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worker.compute.diagnostics.probes import ProbeSet
+from worker.compute.evaluation import uses_cross_entropy
+from worker.compute.model import Net
+from worker.core.spec import DataShape, ExperimentSpec
+
+
+@dataclass
+class RandomState:
+    """The global random state (CPU, and CUDA where present) at one moment."""
+
+    cpu: Tensor
+    cuda: list[Tensor] | None
+
+    @classmethod
+    def now(cls) -> RandomState:
+        cuda = (torch.cuda.get_rng_state_all()
+                if torch.cuda.is_initialized() else None)  # type: ignore[no-untyped-call]
+        return cls(torch.get_rng_state(), cuda)
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)
+
+
+@dataclass
+class SeedMember:
+    """One initialization of a multi-seed run: its seed, the spec as a single run with that
+    seed, its model, the random state right after the model was drawn, and its probes."""
+
+    seed: int
+    spec: ExperimentSpec
+    model: Net
+    probes: ProbeSet | None
+    rng: RandomState = field(default_factory=RandomState.now)
+
+
+MemberLoss = Callable[[Tensor, Tensor], Tensor]
+
+
+def batched_losses(shape: DataShape, choice: str = "auto") -> MemberLoss:
+    """``training.loss_function`` for K members at once: outputs ``[K, B, ...]`` -> the K
+    members' mean losses (each over its own batch, as a single run averages)."""
+    use_ce = uses_cross_entropy(shape, choice)
+    classes = shape.output_dim
+
+    def loss(out: Tensor, y: Tensor) -> Tensor:
+        k = out.shape[0]
+        flat = out.reshape(-1, out.shape[-1])
+        if use_ce:
+            each = F.cross_entropy(flat, y.reshape(-1), reduction="none")
+        else:
+            target = (F.one_hot(y.reshape(-1), classes).to(out.dtype) if y.dtype == torch.long
+                      else y.reshape(flat.shape))
+            each = F.mse_loss(flat, target, reduction="none")
+        return each.view(k, -1).mean(dim=1)
+
+    return loss

@@ -1,0 +1,297 @@
+"""``training.seeds``: K initializations of one design in one job, trained as one batched model.
+
+Member k is the run of the spec with ``training.seed = seeds[k]`` on the data of the spec's own
+seed: its weights are drawn from ``torch.manual_seed(seeds[k])`` as a single run's are, its
+batch order and probe batch come from that seed. The batched loop (``batched.py``) steps all
+members at once; at logging, probe and evaluation points it reads or copies out each member:
+probes run on the member's ordinary ``Net`` (its weights copied out at the probe step), so every
+diagnostic works unchanged, and each member's result is built as a single run's. A member that
+diverges stops being probed and evaluated (as a single run would stop); the others go on.
+Cancellation and the time limit stop every member at the same step, with partial results.
+
+Designs with a layer that has no batched form train the members one after another (each with
+the global random state it had right after its initialization, so dropout masks match a single
+run); the result says which layer and why (``seeds.fallback``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from worker.compute.batched import BatchedNet, Unbatchable, clip_per_member
+from worker.compute.data import Dataset
+from worker.compute.evaluation import Evaluation, loss_function
+from worker.compute.model import build_model
+from worker.compute.results import build_probes, member_result
+from worker.compute.seed_members import SeedMember, batched_losses
+from worker.compute.training import (
+    EVAL_CURVE_EXAMPLES,
+    Batches,
+    LossWindow,
+    Member,
+    Outcome,
+    Plan,
+    StopClock,
+    TrainHooks,
+    TrainOutcome,
+    lr_schedule,
+    make_optimizer,
+    record_evaluation,
+    train,
+    zero_grads,
+)
+from worker.core.findings import headline
+from worker.core.seed_agreement import merged_findings
+from worker.core.spec import Analysis, ExperimentSpec
+
+SPREAD_KEYS = ("final_train_loss", "final_val_loss", "final_val_accuracy")
+
+
+def build_members(spec: ExperimentSpec, data: Dataset) -> list[SeedMember]:
+    """One model per seed, initialized exactly as a single run with that seed would be."""
+    members = []
+    loss_fn = loss_function(data.shape, spec.training.loss)
+    for seed in spec.training.member_seeds():
+        member_spec = spec.model_copy(
+            update={"training": spec.training.model_copy(update={"seed": seed, "seeds": None})}
+        )
+        torch.manual_seed(seed)
+        model = build_model(member_spec).to(data.x_train.device)
+        # the random state is captured now, right after the draw (probes use their own streams)
+        members.append(SeedMember(seed, member_spec, model,
+                                  build_probes(member_spec, model, data, loss_fn)))
+    return members
+
+
+def run_seeds(
+    spec: ExperimentSpec, analysis: Analysis, data: Dataset, hooks: TrainHooks, started: float
+) -> dict[str, Any]:
+    """Train every seed (batched where the layers allow) and merge their results: the first
+    seed's sections, every seed's outcome and the spread, findings with their agreement."""
+    members = build_members(spec, data)
+    shape = analysis.data.input_shape
+    try:
+        net: BatchedNet | None = BatchedNet([m.model for m in members], shape)
+        fallback = None
+    except Unbatchable as exc:
+        net, fallback = None, f"{exc}: the seeds trained one after another"
+    began = time.perf_counter()
+    runs = (train_batched(spec, members, net, data, hooks) if net is not None
+            else train_sequential(members, data, hooks))
+    train_time = time.perf_counter() - began
+    results = [
+        None if run is None else member_result(
+            m.spec, analysis, m.model, m.probes, run, data, time.perf_counter() - started)
+        for m, run in zip(members, runs, strict=True)
+    ]
+    primary = results[0]
+    assert primary is not None  # the first seed always runs
+    merged = dict(primary)
+    trained = [(m.seed, r["findings"]) for m, r in zip(members, results, strict=True) if r]
+    merged["findings"] = merged_findings(trained, "training_seeds")
+    merged["seeds"] = seed_runs(members, results, net is not None, fallback, train_time)
+    merged["summary"] = {**primary["summary"], "outcome": job_outcome(runs)}
+    merged["headline"] = headline(merged["findings"], merged["summary"])
+    return merged
+
+
+def job_outcome(runs: list[TrainOutcome | None]) -> Outcome:
+    """The job's outcome: stopped or timed out if any member was, else the first seed's."""
+    outcomes = [r.outcome for r in runs if r is not None]
+    for stop in ("stopped", "timed_out"):
+        if stop in outcomes:
+            return stop
+    return outcomes[0]
+
+
+def seed_runs(members: list[SeedMember], results: list[dict[str, Any] | None], batched: bool,
+              fallback: str | None, train_time_s: float) -> dict[str, Any]:
+    runs = [seed_run(m.seed, r) for m, r in zip(members, results, strict=True)]
+    spread = {}
+    for key in SPREAD_KEYS:
+        values = [r[key] for r in runs if r[key] is not None]
+        spread[key] = {
+            "median": statistics.median(values) if values else None,
+            "min": min(values) if values else None,
+            "max": max(values) if values else None,
+            "n": len(values),
+        }
+    return {"seeds": [m.seed for m in members], "primary": members[0].seed, "batched": batched,
+            "fallback": fallback, "train_time_s": train_time_s, "runs": runs, "spread": spread}
+
+
+def seed_run(seed: int, result: dict[str, Any] | None) -> dict[str, Any]:
+    if result is None:
+        return {"seed": seed, "trained": False, "outcome": None, "steps": 0,
+                "diverged_at_step": None, "final_train_loss": None, "final_val_loss": None,
+                "final_train_accuracy": None, "final_val_accuracy": None,
+                "grad_ratio_init": None, "findings": [], "diagnostics_time_s": 0.0}
+    s = result["summary"]
+    flow = (result.get("gradient_flow") or {}).get("probes") or []
+    ratio = flow[0]["end_to_end_ratio"] if flow and flow[0]["step"] == 0 else None
+    return {"seed": seed, "trained": True, "outcome": s["outcome"], "steps": s["steps"],
+            "diverged_at_step": s["diverged_at_step"], "final_train_loss": s["final_train_loss"],
+            "final_val_loss": s["final_val_loss"],
+            "final_train_accuracy": s["final_train_accuracy"],
+            "final_val_accuracy": s["final_val_accuracy"], "grad_ratio_init": ratio,
+            "findings": [f["code"] for f in result["findings"]],
+            "diagnostics_time_s": s["diagnostics_time_s"]}
+
+
+def train_sequential(
+    members: list[SeedMember], data: Dataset, hooks: TrainHooks
+) -> list[TrainOutcome | None]:
+    """The fallback: each member's ordinary run in turn; after a stop, the rest do not run."""
+    runs: list[TrainOutcome | None] = []
+    for i, m in enumerate(members):
+        if runs and runs[-1] is not None and runs[-1].outcome in ("stopped", "timed_out"):
+            runs.append(None)
+            continue
+        if runs and runs[-1] is None:
+            runs.append(None)
+            continue
+        m.rng.restore()  # as right after its initialization: dropout masks as a single run's
+        member_hooks = TrainHooks(_progress_of(hooks, i, len(members)), hooks.should_stop,
+                                  hooks.deadline)
+        runs.append(train(m.spec, m.model, data, m.probes, member_hooks))
+    return runs
+
+
+def _progress_of(hooks: TrainHooks, index: int, count: int) -> Any:
+    """Progress of member ``index`` as progress through all members' steps."""
+    def report(p: dict[str, Any]) -> None:
+        total = p["total_steps"]
+        hooks.on_progress({**p, "step": index * total + p["step"], "total_steps": count * total,
+                           "seed_index": index})
+    return report
+
+
+class _Batched:
+    """The batched run's shared state: the stacked model, its optimizer, the members."""
+
+    def __init__(self, spec: ExperimentSpec, members: list[SeedMember], net: BatchedNet,
+                 data: Dataset, hooks: TrainHooks) -> None:
+        self.spec, self.net, self.data, self.hooks = spec, net, data, hooks
+        self.params = list(net.parameters())
+        self.optimizer = make_optimizer(spec, self.params)
+        self.plan = Plan.of(spec, data)
+        self.lr_at, self.constant_lr = lr_schedule(spec)
+        loss_fn = loss_function(data.shape, spec.training.loss)
+        self.members = [Member(m.model, m.probes, data, loss_fn, hooks, self.plan, self.lr_at)
+                        for m in members]
+        self.batches = [Batches(self.plan.n_train, self.plan.batch, m.seed, data.x_train.device)
+                        for m in members]
+        self.member_loss = batched_losses(data.shape, spec.training.loss)
+        self.active = [True] * len(members)
+        self.ends: list[tuple[Outcome, int, int | None] | None] = [None] * len(members)
+
+    def live(self) -> list[int]:
+        return [k for k, on in enumerate(self.active) if on]
+
+    def probe(self, step: int) -> None:
+        for k in self.live():
+            probes = self.members[k].probes
+            if probes is not None and probes.due(step):
+                self.net.export(k)
+                probes.run(self.members[k].model, step, self.members[k].lr(step))
+
+    def after_update(self, step: int) -> None:
+        for k in self.live():
+            probes = self.members[k].probes
+            if probes is not None and probes.wants_update:
+                self.net.export(k)
+                probes.after_update(self.members[k].model, step)
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> None:
+        """Every live member's curve evaluation in one batched forward per split."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            pairs = [self._split(x, y) for x, y in ((self.data.x_train, self.data.y_train),
+                                                    (self.data.x_val, self.data.y_val))]
+        finally:
+            self.net.train(was_training)
+        for k in self.live():
+            (tl, ta), (vl, va) = ((loss[k], None if acc is None else acc[k])
+                                  for loss, acc in pairs)
+            record_evaluation(self.members[k].curves, step, Evaluation(tl, ta, vl, va))
+
+    def _split(self, x: Tensor, y: Tensor) -> tuple[list[float], list[float] | None]:
+        x, y = x[:EVAL_CURVE_EXAMPLES], y[:EVAL_CURVE_EXAMPLES]
+        out = self.net(x.expand(self.net.k, *x.shape))
+        ys = y.expand(self.net.k, *y.shape)
+        loss: list[float] = self.member_loss(out, ys).tolist()  # a host sync: eval points only
+        if y.dtype != torch.long:
+            return loss, None
+        acc: list[float] = (out.argmax(dim=-1) == ys).float().flatten(1).mean(1).tolist()
+        return loss, acc
+
+    def log(self, done: int, rows: list[list[float]]) -> None:
+        """Per member: its curve point, or its divergence (it stops there)."""
+        for k in self.live():
+            diverged_at = self.members[k].log(done, [row[k] for row in rows])
+            if diverged_at is not None:
+                self.active[k] = False
+                self.ends[k] = ("diverged", done, diverged_at)
+        live = self.live()
+        if live:
+            losses = [self.members[k].curves.train_loss[-1] for k in live]
+            self.hooks.on_progress({**self.plan.progress(done, statistics.median(losses),
+                                                         self.members[0].started),
+                                    "seeds": len(self.members), "seeds_live": len(live)})
+
+
+def train_batched(spec: ExperimentSpec, members: list[SeedMember], net: BatchedNet,
+                  data: Dataset, hooks: TrainHooks) -> list[TrainOutcome | None]:
+    """Long: the batched twin of ``training.train``, one step for every member at once; kept
+    as one loop so it reads side by side with the single-model loop."""
+    run = _Batched(spec, members, net, data, hooks)
+    plan, clock, window = run.plan, StopClock(hooks), LossWindow()
+    x, y, clip = data.x_train, data.y_train, spec.optimizer.clip_grad_norm
+    done, stop = 0, None
+    net.train()
+    for member in run.members:
+        member.model.train()
+    run.probe(0)
+    clock.reserve = max((m.probes.end_reserve_s() for m in run.members if m.probes), default=0)
+    run.evaluate(0)
+    stop = clock.poll(force=True) if plan.steps else None
+    while stop is None and done < plan.steps and run.live():
+        idx = torch.stack([b.next() for b in run.batches])  # [K, B]: each member's own order
+        if not run.constant_lr:
+            for group in run.optimizer.param_groups:
+                group["lr"] = run.lr_at(done)
+        losses = run.member_loss(net(x[idx]), y[idx])  # [K]
+        zero_grads(run.params)
+        losses.sum().backward()  # type: ignore[no-untyped-call]
+        if clip is not None:
+            clip_per_member(net, clip)
+        run.optimizer.step()
+        run.after_update(done + 1)
+        window.push(losses)
+        done += 1
+        stop = clock.poll()
+        probe_due = any(m.probes is not None and m.probes.due(done) for m in run.members)
+        if window.filled == plan.log_every or done == plan.steps or probe_due or stop:
+            run.log(done, window.read())  # the loop's only host-device sync
+            stop = clock.poll(force=True)
+        if probe_due and stop is None:
+            run.probe(done)
+        if done % plan.eval_every == 0 and done < plan.steps and stop is None and run.live():
+            run.evaluate(done)
+    outcome: Outcome = stop or "completed"
+    outs: list[TrainOutcome | None] = []
+    for k, member in enumerate(run.members):
+        end = run.ends[k]
+        if end is None:
+            net.export(k)
+            outs.append(member.finish(outcome, done, None))
+        else:
+            outs.append(member.finish(*end))
+    return outs
