@@ -155,7 +155,8 @@ class WorkerProcess:
 @pytest.fixture(scope="session")
 def celery_worker(redis_server: RedisServer,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
-    """A real Celery worker (prefork, concurrency 1) on ``E2E_DB``, consuming cpu and gpu."""
+    """A real Celery worker (prefork, two training processes: the machine's two cores) on
+    ``E2E_DB``, consuming cpu and gpu."""
     redis_server.client(E2E_DB).flushdb()
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, "REDIS_URL": redis_server.url(E2E_DB), "PYTHONPATH": str(ROOT),
@@ -164,7 +165,7 @@ def celery_worker(redis_server: RedisServer,
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker.runtime.app", "worker",
-             "--pool=prefork", "--concurrency=1", "-Q", "cpu,gpu", "-n", "test-worker@%h",
+             "--pool=prefork", "--concurrency=2", "-Q", "cpu,gpu", "-n", "test-worker@%h",
              "-l", "info", "--without-gossip", "--without-mingle"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
