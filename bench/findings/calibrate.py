@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from score import print_report, score  # noqa: E402
 
 from worker.core.findings import findings  # noqa: E402
-from worker.core.findings.rules import RULES, Calibration, Rule  # noqa: E402
+from worker.core.findings.rules import RULES, Calibration, Rule, load_calibration  # noqa: E402
 from worker.core.spec import ExperimentSpec  # noqa: E402
 
 LABELS = ROOT / "bench" / "findings" / "labels.json"
@@ -155,6 +155,10 @@ def main() -> None:
     parser.add_argument("--report", choices=("dev", "heldout", "heldout2", "all"),
                         nargs="+", default=["dev", "heldout"],
                         help="splits to print (heldout2 is reported once, at the end)")
+    parser.add_argument("--rules", nargs="+", metavar="CODE",
+                        help="choose only these rules' thresholds (the others stay as in "
+                        "calibration.json, and --write changes only these entries): a new "
+                        "batch of designs for new rules, e.g. the attention rules on cases3.py")
     args = parser.parse_args()
     cases = load_cases(args.results)
     labels = [{"name": c.name, "split": c.split, "label": c.label} for c in cases]
@@ -163,7 +167,12 @@ def main() -> None:
               "outcomes); see bench/findings/README.md")
     chosen: dict[str, tuple[float, str]] = {}
     how: dict[str, str] = {}
+    shipped = load_calibration()
     for rule in RULES:
+        if args.rules and rule.code not in args.rules:
+            cal = shipped[rule.code]
+            chosen[rule.code], how[rule.code] = (cal.threshold, cal.severity), "kept"
+            continue
         threshold, severity, how[rule.code] = choose(rule, feature_values(rule, dev))
         chosen[rule.code] = (threshold, severity)
     # every rule scored as an alarm (its precision as a threshold), then the real severities
@@ -190,7 +199,13 @@ def main() -> None:
     for key, report in reports.items():
         print(f"\n##### {key} #####")
         print_report(report, splits)
-    if args.write:
+    if args.write and args.rules:
+        doc = json.loads(CALIBRATION.read_text())
+        for code in args.rules:
+            doc["rules"][code] = {**rules_out[code], "source": source}
+        CALIBRATION.write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {', '.join(args.rules)} to {CALIBRATION.relative_to(ROOT)}")
+    elif args.write:
         doc = {"source": source, "rules": rules_out,
                "benchmark": {k: {s: _summary(r["splits"][s]) for s in SPLITS}
                              for k, r in reports.items()}}

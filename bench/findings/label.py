@@ -121,16 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="skip runs whose saved result has the same (normalized) spec")
     parser.add_argument("--only", help="label only cases whose name matches this regex")
-    parser.add_argument("--batch", type=int, choices=(1, 2),
-                        help="label only the first batch (cases.py) or the second (cases2.py)")
+    parser.add_argument("--batch", type=int, choices=(1, 2, 3),
+                        help="label only the first batch (cases.py), the second (cases2.py) "
+                        "or the third (cases3.py: attention designs)")
     args = parser.parse_args(argv)
 
     cases = [c for c in all_cases() if not args.only or re.search(args.only, c.name)]
     if args.batch:
         from cases2 import more_cases  # a sibling script
+        from cases3 import attention_cases
 
-        second = {c.name for c in more_cases()}
-        cases = [c for c in cases if (c.name in second) == (args.batch == 2)]
+        later = {2: {c.name for c in more_cases()}, 3: {c.name for c in attention_cases()}}
+        batch_of = {name: k for k, names in later.items() for name in names}
+        cases = [c for c in cases if batch_of.get(c.name, 1) == args.batch]
     merging = bool(args.only or args.batch)
     specs: dict[str, Record] = {}
     for case in cases:

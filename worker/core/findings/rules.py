@@ -128,7 +128,8 @@ def load_calibration() -> dict[str, Calibration]:
                                          "not calibrated: hand-set default")
         else:
             out[rule.code] = Calibration(
-                float(entry["threshold"]), entry["severity"], True, raw.get("source", ""),
+                float(entry["threshold"]), entry["severity"], True,
+                entry.get("source", raw.get("source", "")),
                 entry.get("precision", {}), entry.get("recall", {}), entry.get("firings", {}),
             )
     return out
