@@ -12,6 +12,7 @@ that does not take ``steps: 0`` answers 422; that is reported and the exit statu
 
     python bench/findings/evaluate.py --url http://127.0.0.1:8311 [--split dev] [--json OUT]
     python bench/findings/evaluate.py --url http://127.0.0.1:8311 --preflight
+    python bench/findings/evaluate.py --url http://127.0.0.1:8311 --only '^attn-' --out DIR
     python bench/findings/evaluate.py --from-results bench/out/findings/eval
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -66,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
                         "bench/out/findings/eval, or eval/preflight with --preflight)")
     parser.add_argument("--json", type=Path, metavar="OUT", help="write the report as JSON")
     parser.add_argument("--in-flight", type=int, default=6)
+    parser.add_argument("--only", metavar="REGEX",
+                        help="only designs whose name matches, e.g. '^attn-' (the attention batch)")
     args = parser.parse_args(argv)
 
     labels = json.loads(args.labels.read_text())["cases"]
     rows = [r for r in labels if r["label"] != "ambiguous"
-            and (args.split == "all" or r["split"] == args.split)]
+            and (args.split == "all" or r["split"] == args.split)
+            and (args.only is None or re.search(args.only, r["name"]))]
     if args.from_results:
         found = collect(rows, args.from_results)
         source = str(args.from_results)

@@ -79,7 +79,8 @@ RULES: tuple[Rule, ...] = (
          "lr_too_low_or_frozen", "log10 smallest per-layer median update-to-weight ratio"),
     Rule("thrashing_layers", f.max_update_ratio, "above", -1.0, "warning", False, "lr_too_high",
          "log10 largest per-layer median update-to-weight ratio"),
-    # Attention models (worker/core/findings/transformer_rules.py); defaults, not calibrated.
+    # Attention models (worker/core/findings/transformer_rules.py): calibrated on the attention
+    # batch (bench/findings/cases3.py); these defaults are only the fallback.
     Rule("rank_collapse", tf.init_rank_collapse, "above", 0.9, "critical", True,
          "rank_collapse", "largest mean pairwise token cosine after a block, step 0"),
     Rule("attention_entropy_collapse", tf.final_attention_entropy, "below", 0.1, "warning",
