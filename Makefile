@@ -12,10 +12,12 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	# torch first and pinned: the project's torch==2.13.0 is then already satisfied (the CPU
-	# build stays), where an unpinned resolve would pull the newest CUDA build (GBs).
+	# torch first and pinned: the worker extra's torch==2.13.0 is then already satisfied (the
+	# CPU build stays), where an unpinned resolve would pull the newest CUDA build (GBs).
 	$(PY) -m pip install $(TORCH_PIP_ARGS) torch==2.13.0
-	$(PY) -m pip install -e '.[dev]'
+	# Everything `run` starts (the API and a worker) and the test tools. A client-only install
+	# is `pip install 'trainability[client]'` (httpx, no torch).
+	$(PY) -m pip install -e '.[api,worker,dev]'
 	touch $(STAMP)
 
 # make run [WORKERS=N] [TRAINABILITY_API_PORT=P]: every setting is read from the environment.

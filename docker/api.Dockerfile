@@ -3,19 +3,14 @@
 # The API image: FastAPI on uvicorn, no torch. Build from the repository root:
 #   docker build -f docker/api.Dockerfile -t trainability-api .
 #
-# Why not `pip install '.[api]'`: torch is a core dependency of the project (the worker needs
-# it), and an extra only adds to the core, so that would pull torch and its CUDA wheels (GBs)
-# into an image that never imports it. Instead:
-#   1. install only the `api` extra's requirements, printed from pyproject.toml by
-#      docker/project_deps.py (pyproject.toml stays the only list of dependencies);
-#   2. install the project's own wheel with --no-deps;
-#   3. fail the build if torch is installed all the same.
-# `pip check` in this image reports torch as missing: that is the point, not a fault.
+# The project with its `api` extra: FastAPI, uvicorn, Celery, Redis, matplotlib; no torch
+# (torch is in the `worker` extra only). The image also serves the notifier (webhook
+# deliveries, docker-compose.yml) and carries the `trainability` command.
 # Needs BuildKit (the default builder since Docker Engine 23, and always with `docker compose`).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# ---- the project's wheel, built without its dependencies --------------------------------
+# ---- the project's wheel ------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS wheel
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
@@ -26,25 +21,21 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# Dependencies first, in their own layer, so that a code change does not reinstall them.
-RUN --mount=type=bind,source=pyproject.toml,target=/build/pyproject.toml \
-    --mount=type=bind,source=docker/project_deps.py,target=/build/project_deps.py \
-    python /build/project_deps.py /build/pyproject.toml requirements --extra api \
-        > /tmp/requirements-api.txt \
- && pip install -r /tmp/requirements-api.txt \
- && rm /tmp/requirements-api.txt
-
+# The wheel with its extra, as `pip install '.[api]'` would, without the sources in the image.
+# pip's cache is a build cache mount (not a layer): a code change reinstalls the dependencies
+# from it rather than downloading them again.
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
-    pip install --no-deps /wheels/*.whl
+    --mount=type=cache,target=/root/.cache/pip \
+    pip install "$(echo /wheels/trainability-*.whl)[api]" \
+ && pip check
 
-# The guarantee this image exists for: no torch, whatever the dependencies above pulled in.
-RUN --mount=type=bind,source=pyproject.toml,target=/build/pyproject.toml \
-    --mount=type=bind,source=docker/project_deps.py,target=/build/project_deps.py \
-    python /build/project_deps.py /build/pyproject.toml check-absent torch
+# The guarantees this image exists for: no torch, whatever the dependencies pulled in, and a
+# working `trainability` command (the client's commands and `api`, `worker --queues webhooks`).
+RUN python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') and 'torch must not be in this image')" \
+ && trainability --help > /dev/null
 
 # A numeric USER lets Kubernetes' runAsNonRoot verify it without reading /etc/passwd.
 RUN groupadd --gid 10001 trainability \

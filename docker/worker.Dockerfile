@@ -4,13 +4,11 @@
 # repository root:
 #   docker build -f docker/worker.Dockerfile -t trainability-worker .
 #
-# The base image's torch is the one we run: a CUDA build that matches the image's CUDA and
-# cuDNN. `pip install .` could replace it with another build from PyPI, so instead:
-#   1. install the project's requirements except torch, printed from pyproject.toml by
-#      docker/project_deps.py (pyproject.toml stays the only list of dependencies);
-#   2. check that the base image's torch is the version pyproject.toml pins (the CUDA build's
-#      local label, e.g. +cu126, is ignored) — change the two together;
-#   3. install the project's own wheel with --no-deps.
+# The project with its `worker` extra. The base image's torch is the one we run: a CUDA build
+# that matches the image's CUDA and cuDNN. The extra pins torch==2.13.0, which that build
+# (2.13.0+cu126) satisfies, and a constraint on exactly the installed build keeps pip from
+# replacing it: a base image with another torch fails the install (pip names the conflict)
+# instead of shipping a torch from PyPI. Change the base image tag and the pin together.
 #
 # BASE_IMAGE: pick the CUDA version your hosts' NVIDIA driver supports (`nvidia-smi` shows the
 # highest); CUDA 12.x images run on drivers >= 525 (minor-version compatibility). Other tags
@@ -21,7 +19,7 @@
 
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-runtime
 
-# ---- the project's wheel, built without its dependencies --------------------------------
+# ---- the project's wheel ------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS wheel
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
@@ -32,24 +30,21 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# Dependencies first, in their own layer, so that a code change does not reinstall them.
-# torch is left out here and checked against the pin after the install, so a dependency that
-# dragged in another torch would fail the build rather than ship.
-RUN --mount=type=bind,source=pyproject.toml,target=/build/pyproject.toml \
-    --mount=type=bind,source=docker/project_deps.py,target=/build/project_deps.py \
-    python /build/project_deps.py /build/pyproject.toml requirements --exclude torch \
-        > /tmp/requirements-worker.txt \
- && pip install -r /tmp/requirements-worker.txt \
- && rm /tmp/requirements-worker.txt \
- && python /build/project_deps.py /build/pyproject.toml check-pin torch \
- && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-
+# pip's cache is a build cache mount (not a layer): a code change reinstalls the dependencies
+# from it rather than downloading them again. The last two commands show the torch that ships
+# and fail the build unless the `trainability` command works here.
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
-    pip install --no-deps /wheels/*.whl
+    --mount=type=cache,target=/root/.cache/pip \
+    python -c "import importlib.metadata as m; print('torch==' + m.version('torch'))" \
+        > /tmp/base-image-constraints.txt \
+ && pip install --constraint /tmp/base-image-constraints.txt \
+        "$(echo /wheels/trainability-*.whl)[worker]" \
+ && rm /tmp/base-image-constraints.txt \
+ && python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
+ && trainability --help > /dev/null
 
 # A home directory: torch and Celery write small caches under $HOME.
 # A numeric USER lets Kubernetes' runAsNonRoot verify it without reading /etc/passwd.

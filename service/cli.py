@@ -13,12 +13,18 @@ started on Ctrl-C or SIGTERM. Host and port come from ``--host``/``--port``, els
 ``worker --gpu N`` is one worker for GPU ``N`` of this host: ``CUDA_VISIBLE_DEVICES=N`` (the
 process sees only that GPU, as device 0), the ``gpu`` queue, node name
 ``trainability-gpuN@host``. Start one per GPU.
+
+The installed ``trainability`` command is ``trainability_client.cli:main``: the client's
+commands, plus these three, which it finds through the ``trainability.commands`` entry points
+(``add_api_command`` and its siblings, pyproject.toml). ``python -m service.cli`` is the same
+command line without the entry points.
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
+import importlib.util
 import os
 import shutil
 import signal
@@ -31,7 +37,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 import redis
 
@@ -82,10 +88,29 @@ def say(message: str) -> None:
     print(f"trainability: {message}", flush=True)
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a finder that knows it is absent, or a missing parent package
+        return False
+
+
+def require(command: str, extra: str, *modules: str) -> None:
+    """Exit with one line naming the extra to install when one of ``modules`` is missing
+    (the API image has no torch; the worker image has no uvicorn)."""
+    for module in modules:
+        if not installed(module):
+            raise SystemExit(f"trainability: `{command}` needs {module}, which is not installed "
+                             f"here; install it with: pip install 'trainability[{extra}]'")
+
+
 # --- api / worker ------------------------------------------------------------------------
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    require("api", "api", "uvicorn", "fastapi")
+    with_defaults(args)
     import uvicorn
 
     # log_config=None: uvicorn's loggers go to the root handler that service.main sets up
@@ -123,6 +148,8 @@ def worker_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if (args.queues or "") != WEBHOOK_QUEUE:  # webhook deliveries need no torch (the notifier)
+        require("worker", "worker", "torch")
     argv, env = worker_command(args)
     os.environ.update(env)
     os.execv(argv[0], argv)  # replace this process: signals reach Celery directly
@@ -217,6 +244,8 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    require("run", "api,worker", "uvicorn", "fastapi", "torch")
+    with_defaults(args)
     started: list[tuple[str, subprocess.Popen[bytes]]] = []
     if not port_is_free(args.port, args.host):
         # else /healthz would be answered by whatever holds the port, and we'd report success
@@ -280,14 +309,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --- entry point -------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trainability",
-        description="Run the trainability API, a worker, or everything; or use a running "
-        "service (submit, status, result, cancel, sweep, report).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_api_command(sub: Any) -> None:
+    """``trainability api`` (an entry point of ``trainability.commands``)."""
     api = sub.add_parser("api", help="serve the HTTP API (uvicorn)")
     api.add_argument("--host", default=None, help="default: TRAINABILITY_API_HOST (127.0.0.1)")
     api.add_argument("--port", type=int, default=None,
@@ -295,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--log-level", default="info")
     api.set_defaults(func=cmd_api)
 
+
+def add_worker_command(sub: Any) -> None:
+    """``trainability worker`` (an entry point of ``trainability.commands``)."""
     worker = sub.add_parser("worker", help="run a Celery worker (prefork)")
     worker.add_argument("--queues", default=None,
                         help=f"comma-separated queues to consume (default {DEFAULT_QUEUES}; "
@@ -307,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(func=cmd_worker)
 
+
+def add_run_command(sub: Any) -> None:
+    """``trainability run`` (an entry point of ``trainability.commands``)."""
     run = sub.add_parser("run", help="Redis (if needed) + API + a worker, for local use")
     run.add_argument("--host", default=None, help="default: TRAINABILITY_API_HOST (127.0.0.1)")
     run.add_argument("--port", type=int, default=None,
@@ -315,6 +344,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", "--concurrency", dest="workers", type=int, default=None,
                      help="training processes (default: WORKERS, else one per core)")
     run.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: the server's commands and the client's."""
+    parser = argparse.ArgumentParser(
+        prog="trainability",
+        description="Run the trainability API, a worker, or everything; or use a running "
+        "service (submit, status, result, cancel, sweep, report).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_api_command(sub)
+    add_worker_command(sub)
+    add_run_command(sub)
     # Client commands (submit, status, result, cancel, sweep, report): HTTP only, no server
     # imports (trainability_client/cli.py).
     add_commands(sub)
@@ -336,7 +378,8 @@ def with_defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = with_defaults(build_parser().parse_args(argv))
+    """``python -m service.cli``: every command, without looking up entry points."""
+    args = build_parser().parse_args(argv)
     if args.command in CLIENT_COMMANDS:
         return run_command(args.func, args)
     result: int = args.func(args)

@@ -2,9 +2,11 @@
 
 docker-compose.yml, the two Dockerfiles and .dockerignore are read as data: the guarantees
 ARCHITECTURE.md asks of the deployment (Redis with AOF and noeviction, health-gated start-up,
-one GPU per worker, no torch in the API image, non-root processes) are asserted here, so a
-change that drops one fails CI on machines that cannot build the images. If the `docker
-compose` CLI is installed, the compose file is also validated by it (client-side only).
+one GPU per worker, no torch in the API image, non-root processes, a working `trainability`
+command in both images) are asserted here, so a change that drops one fails CI on machines that
+cannot build the images. What an image lacks is simulated in a child interpreter that cannot
+import those packages. If the `docker compose` CLI is installed, the compose file is also
+validated by it (client-side only).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tomllib
@@ -23,12 +26,12 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 API_DOCKERFILE = ROOT / "docker" / "api.Dockerfile"
 WORKER_DOCKERFILE = ROOT / "docker" / "worker.Dockerfile"
-PROJECT_DEPS = ROOT / "docker" / "project_deps.py"
 PYPROJECT = ROOT / "pyproject.toml"
 
 # `celery -A worker.runtime.app` finds the module's Celery instance itself (its `app`).
@@ -51,12 +54,19 @@ class NotInImage(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NotInImage())
-module = importlib.import_module(sys.argv[2])
+if sys.argv[2] == "--script":  # run a console script as its installed launcher does
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name=sys.argv[3])
+    sys.argv = sys.argv[3:]
+    sys.exit(script.load()())
+for name in sys.argv[2].split(","):
+    importlib.import_module(name)
 if len(sys.argv) > 3:
     from celery import Celery
     from celery.app.utils import find_app
 
-    app = find_app(sys.argv[2])  # what `celery -A <module>` does
+    app = find_app(sys.argv[2].split(",")[0])  # what `celery -A <module>` does
     assert isinstance(app, Celery), app
 """
 
@@ -126,7 +136,8 @@ def assert_module_defines(target: str) -> None:
 
 
 def import_without(module: str, blocked: set[str], *, celery_app: bool = False) -> None:
-    """Import ``module`` from the repository in a fresh interpreter that lacks ``blocked``."""
+    """Import ``module`` (or several, comma-separated) from the repository in a fresh
+    interpreter that lacks ``blocked``; with ``celery_app``, find the Celery app in the first."""
     args = [sys.executable, "-c", _IMPORT_WITHOUT, ",".join(sorted(blocked)), module]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     done = subprocess.run(
@@ -200,21 +211,69 @@ def dockerignore_excludes(patterns: list[str], path: str) -> bool:
     return excluded
 
 
-def project_deps(*args: str) -> list[str]:
-    """Run docker/project_deps.py as the image builds do; its stdout lines."""
-    done = subprocess.run(
-        [sys.executable, str(PROJECT_DEPS), str(PYPROJECT), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()
+def project() -> dict[str, Any]:
+    """The ``[project]`` table of pyproject.toml."""
+    with PYPROJECT.open("rb") as fh:
+        found = tomllib.load(fh)["project"]
+    assert isinstance(found, dict)
+    return found
+
+
+def requirements(*extras: str) -> list[str]:
+    """What ``pip install '.[extras]'`` asks for: the base dependencies and those of ``extras``,
+    with the project's references to its own extras (``trainability[api,worker]``) expanded."""
+    meta = project()
+    found: list[str] = list(meta["dependencies"])
+    for extra in extras:
+        for requirement in meta["optional-dependencies"][extra]:
+            parsed = Requirement(requirement)
+            if canonical(parsed.name) == canonical(meta["name"]):
+                found += requirements(*sorted(parsed.extras))
+            else:
+                found.append(requirement)
+    return found
+
+
+def every_requirement() -> list[str]:
+    """The base dependencies and every extra's."""
+    return requirements(*project()["optional-dependencies"])
 
 
 def requirement_names(requirements: list[str]) -> set[str]:
     """The canonical project names of requirement strings."""
-    return {canonical(re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0]) for r in requirements}
+    return {canonical(Requirement(r).name) for r in requirements}
+
+
+def installed_closure(requirements: list[str]) -> set[str]:
+    """The canonical names of the installed distributions that ``requirements`` pull in,
+    their dependencies included (markers evaluated here, extras followed)."""
+    found: set[str] = set()
+    followed: set[tuple[str, str]] = set()  # (distribution, extra); "" is its base
+    pending = [Requirement(r) for r in requirements]
+    while pending:
+        requirement = pending.pop()
+        name = canonical(requirement.name)
+        extras = [e for e in ["", *sorted(requirement.extras)] if (name, e) not in followed]
+        if not extras:
+            continue
+        try:
+            dependencies = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue  # not installed here, so nothing to block either
+        found.add(name)
+        followed.update((name, e) for e in extras)
+        for dependency in map(Requirement, dependencies):
+            marker = dependency.marker
+            if marker is None or any(marker.evaluate({"extra": e}) for e in extras):
+                pending.append(dependency)
+    return found
+
+
+def lacking(*extras: str) -> set[str]:
+    """Top-level import names an install of the project with ``extras`` lacks: what the
+    project's other extras pull in, and nothing that its own requirements pull in."""
+    missing = installed_closure(every_requirement()) - installed_closure(requirements(*extras))
+    return import_names(missing)
 
 
 # ---- fixtures -------------------------------------------------------------------------------
@@ -391,6 +450,9 @@ def test_notifier_delivers_webhooks_from_the_api_image(
 ) -> None:
     notifier = services["notifier"]
     assert notifier["image"] == services["api"]["image"]  # torch-free, small
+    # Built like the API, so `docker compose up` on a fresh host builds it instead of trying
+    # to pull a local tag from a registry.
+    assert notifier["build"] == services["api"]["build"]
     argv = [str(a) for a in notifier["command"]]
     assert argument_after(argv, "-A", "--app") == WORKER_APP
     assert argument_after(argv, "-Q", "--queues") == "webhooks"
@@ -401,18 +463,35 @@ def test_notifier_delivers_webhooks_from_the_api_image(
         assert key in notifier["environment"] and key in services["api"]["environment"]
 
 
+def test_every_image_a_service_names_is_pulled_or_built(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """A locally tagged image with no `build:` makes `up` on a fresh host fail to pull it."""
+    for name, service in services.items():
+        image = service.get("image", "")
+        assert "build" in service or (image and not image.endswith(":local")), name
+
+
 def test_worker_task_modules_load_with_only_the_api_extra() -> None:
     """The notifier runs `celery -A worker.runtime.app` on the API image: the task modules it
-    imports (tasks, heartbeat, reaper, webhooks) must not need torch or numpy."""
-    missing = requirement_names(project_deps("requirements")) - requirement_names(
-        project_deps("requirements", "--extra", "api")
-    )
-    for module in ("worker.runtime.tasks", "worker.runtime.reaper", "worker.runtime.liveness",
-                   "worker.jobs.webhooks"):
-        import_without(module, import_names(missing))
+    imports (tasks, heartbeat, reaper, webhooks) must not need torch."""
+    missing = lacking("api")
+    assert "torch" in missing
+    import_without("worker.runtime.tasks,worker.runtime.reaper,worker.runtime.liveness,"
+                   "worker.jobs.webhooks", missing)
 
 
 # ---- Dockerfiles ----------------------------------------------------------------------------
+
+
+def installed_extras(dockerfile: Path) -> list[set[str]]:
+    """The extras of the project's wheel that each ``pip install`` of the final stage names."""
+    runs = [args for key, args in final_stage(dockerfile) if key == "RUN"]
+    return [
+        set(extras.split(","))
+        for run in runs
+        for extras in re.findall(r"/wheels/trainability-\*\.whl\)\[([\w,]+)\]", run)
+    ]
 
 
 def test_api_image_is_python_slim_without_torch() -> None:
@@ -422,17 +501,18 @@ def test_api_image_is_python_slim_without_torch() -> None:
     assert installs
     for run in installs:
         assert "torch" not in run, f"the API image installs torch: {run}"
-        # `pip install .` or '.[api]' would pull the core dependencies, torch among them.
-        assert not re.search(r"pip install\s+(-\S+\s+)*['\"]?\.", run), run
-    assert any("requirements --extra api" in run for run in runs)
-    assert any("pip install --no-deps" in run for run in installs)
-    assert any("check-absent torch" in run for run in runs)
+    # The project's wheel with the api extra and nothing else: torch is the worker extra's.
+    assert installed_extras(API_DOCKERFILE) == [{"api"}]
+    assert any("pip check" in run for run in runs)
+    # ...and the build fails if some dependency pulled torch in all the same.
+    assert any("find_spec('torch') and" in run for run in runs)
 
 
-def test_api_extra_has_no_torch_but_the_core_does() -> None:
-    api = project_deps("requirements", "--extra", "api")
-    assert api and "torch" not in requirement_names(api)
-    assert "torch" in requirement_names(project_deps("requirements"))
+def test_only_the_worker_extra_has_torch() -> None:
+    for extra in ("api", "client"):
+        assert "torch" not in requirement_names(requirements(extra)), extra
+    assert "torch" not in requirement_names(project()["dependencies"])
+    assert "torch" in requirement_names(requirements("worker"))
 
 
 def test_worker_keeps_the_base_images_torch() -> None:
@@ -440,16 +520,13 @@ def test_worker_keeps_the_base_images_torch() -> None:
     installs = [run for run in runs if "pip install" in run]
     assert installs
     for run in installs:
-        assert not re.search(r"pip install\s+(-\S+\s+)*['\"]?\.", run), run
         assert not re.search(r"pip install[^&]*\btorch\b", run), run
-    assert any("requirements --exclude torch" in run for run in runs)
-    assert any("check-pin torch" in run for run in runs)
-    assert any("pip install --no-deps" in run for run in installs)
-
-    worker = project_deps("requirements", "--exclude", "torch")
-    core = project_deps("requirements")
-    assert "torch" not in requirement_names(worker)
-    assert requirement_names(worker) == requirement_names(core) - {"torch"}
+    assert installed_extras(WORKER_DOCKERFILE) == [{"worker"}]
+    # The installed torch, exactly, is a constraint of the install that could replace it.
+    (install,) = [cmd for run in installs for cmd in run.split("&&") if "[worker]" in cmd]
+    constraint = argument_after(shlex.split(install), "-c", "--constraint")
+    (written,) = [run for run in runs if f"> {constraint}" in run]
+    assert "'torch==' + m.version('torch')" in written
 
 
 def test_worker_base_image_ships_the_pinned_torch() -> None:
@@ -459,9 +536,7 @@ def test_worker_base_image_ships_the_pinned_torch() -> None:
         r"BASE_IMAGE=pytorch/pytorch:(\d+\.\d+\.\d+)-cuda[\d.]+-cudnn\d+-runtime", base
     )
     assert match, base
-    with PYPROJECT.open("rb") as fh:
-        dependencies = tomllib.load(fh)["project"]["dependencies"]
-    (pin,) = [d for d in dependencies if re.match(r"torch\s*==", d)]
+    (pin,) = [d for d in requirements("worker") if re.match(r"torch\s*==", d)]
     assert pin.split("==", 1)[1].strip() == match.group(1)
 
 
@@ -474,13 +549,20 @@ def test_api_cmd_serves_the_fastapi_app() -> None:
 
 
 def test_api_app_imports_with_only_the_api_extra() -> None:
-    """What the API image lacks (core dependencies outside the api extra) is never imported."""
+    """What the API image lacks (what only the other extras pull in) is never imported."""
     assert_module_defines(API_APP)
-    missing = requirement_names(project_deps("requirements")) - requirement_names(
-        project_deps("requirements", "--extra", "api")
-    )
+    missing = lacking("api")
     assert "torch" in missing
-    import_without(API_APP.partition(":")[0], import_names(missing))
+    import_without(API_APP.partition(":")[0], missing)
+
+
+def test_the_worker_imports_with_only_the_worker_extra() -> None:
+    """What the worker image lacks (the API's libraries: FastAPI, uvicorn, matplotlib, ...) is
+    never imported by the worker: its Celery app, tasks, and the training pipeline."""
+    missing = lacking("worker")
+    assert {"fastapi", "uvicorn", "matplotlib"} <= missing
+    import_without(f"{WORKER_APP},worker.runtime.tasks,worker.runtime.child,"
+                   "worker.compute.pipeline,worker.compute.data", missing, celery_app=True)
 
 
 def test_worker_cmd_is_one_prefork_process_on_the_gpu_and_cpu_queues() -> None:
@@ -526,16 +608,23 @@ def test_image_healthchecks_match_compose(services: dict[str, dict[str, Any]]) -
     assert "|| exit 1" in worker_check  # Docker reserves exit codes other than 0 and 1
 
 
-def test_dockerignore_sends_only_the_build_inputs() -> None:
-    patterns = [
+def dockerignore_patterns() -> list[str]:
+    return [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
+
+
+def test_dockerignore_sends_only_the_build_inputs() -> None:
+    patterns = dockerignore_patterns()
     needed = [
         "pyproject.toml",
-        "docker/project_deps.py",
+        "README.md",  # the project's readme: the wheel does not build without it
+        "trainability_client/__init__.py",
+        "trainability_client/cli.py",
         "service/__init__.py",
+        "service/cli.py",
         "service/main.py",
         "worker/__init__.py",
         "worker/runtime/app.py",
@@ -555,6 +644,143 @@ def test_dockerignore_sends_only_the_build_inputs() -> None:
     ]
     for path in unwanted:
         assert dockerignore_excludes(patterns, path), f".dockerignore sends {path}"
+
+
+def test_the_build_context_holds_every_package_of_the_wheel() -> None:
+    """Every module of the packages pyproject.toml puts in the wheel (and their data files)
+    reaches the builder: a package left out builds a wheel whose `trainability` command fails
+    with ModuleNotFoundError."""
+    with PYPROJECT.open("rb") as fh:
+        setuptools = tomllib.load(fh)["tool"]["setuptools"]
+    patterns = dockerignore_patterns()
+    roots = {pattern.rstrip("*") for pattern in setuptools["packages"]["find"]["include"]}
+    assert {"service", "worker", "trainability_client"} <= roots
+    for root in roots:
+        for path in sorted((ROOT / root).rglob("*")):
+            relative = path.relative_to(ROOT).as_posix()
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                assert not dockerignore_excludes(patterns, relative), (
+                    f".dockerignore drops {relative}"
+                )
+    # The console script and the server's commands live in those packages.
+    targets = [project()["scripts"]["trainability"],
+               *project()["entry-points"]["trainability.commands"].values()]
+    for target in targets:
+        assert target.partition(".")[0] in roots, target
+        assert not dockerignore_excludes(patterns, target.partition(":")[0].replace(".", "/")
+                                         + ".py"), target
+
+
+# ---- the `trainability` command in each install ---------------------------------------------
+
+#: The extras of each install (the images: docker/*.Dockerfile). `blocked_in` adds a client
+#: without the server's code at all, as a separate client package would be.
+INSTALLS = {
+    "api-image": ("api",),
+    "worker-image": ("worker",),
+    "client-only": ("client",),
+}
+SERVER_PACKAGES = {"service", "worker"}
+SERVER_COMMANDS = ("api", "worker", "run")
+
+
+@pytest.fixture(scope="module")
+def wheel_metadata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the project's dist-info as its wheel carries it (console script and entry
+    points from pyproject.toml), first on the child's path: the child then sees what an image
+    built from this tree would, not what an older install on this machine registered."""
+    meta = project()
+    where = tmp_path_factory.mktemp("site")
+    info = where / f"{meta['name']}-{meta['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n"
+    )
+    groups = {"console_scripts": meta["scripts"], **meta["entry-points"]}
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in entries.items()) + "\n"
+        for group, entries in groups.items()
+    ))
+    return where
+
+
+def trainability(site: Path, blocked: set[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `trainability` console script in a fresh interpreter that lacks ``blocked``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", _IMPORT_WITHOUT, ",".join(sorted(blocked)), "--script",
+         "trainability", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=site,  # first on sys.path: its dist-info is the one importlib.metadata reads
+        env=env,
+        timeout=120,
+    )
+
+
+def blocked_in(install: str) -> set[str]:
+    if install == "client-without-server-code":
+        return lacking("client") | SERVER_PACKAGES
+    return lacking(*INSTALLS[install])
+
+
+@pytest.mark.parametrize("install", [*INSTALLS, "client-without-server-code"])
+def test_trainability_help_works_in_every_install(install: str, wheel_metadata: Path) -> None:
+    """The images carry the CLI (both Dockerfiles also run `trainability --help` when built)."""
+    blocked = blocked_in(install)
+    assert "torch" in blocked or install == "worker-image"
+    done = trainability(wheel_metadata, blocked, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    for command in (*SERVER_COMMANDS, "submit", "status", "result", "cancel", "sweep", "ls"):
+        assert re.search(rf"^\s+{command}\s", done.stdout, re.MULTILINE), (command, done.stdout)
+    server_here = install.endswith("-image")
+    assert ("not installed: pip install" in done.stdout) is not server_here, done.stdout
+
+
+@pytest.mark.parametrize("dockerfile", [API_DOCKERFILE, WORKER_DOCKERFILE], ids=["api", "worker"])
+def test_image_builds_fail_without_a_working_cli(dockerfile: Path) -> None:
+    runs = [args for key, args in final_stage(dockerfile) if key == "RUN"]
+    assert any("trainability --help" in run for run in runs)
+
+
+@pytest.mark.parametrize(
+    ("install", "command", "extra"),
+    [
+        ("client-only", "run", "api,worker"),
+        ("client-only", "api", "api"),
+        ("client-only", "worker", "worker"),
+        ("client-without-server-code", "run", "api,worker"),
+        ("worker-image", "api", "api"),
+        ("api-image", "worker", "worker"),
+        ("api-image", "run", "api,worker"),
+    ],
+)
+def test_a_command_whose_extra_is_missing_says_which_to_install(
+    install: str, command: str, extra: str, wheel_metadata: Path
+) -> None:
+    """One line naming the extra, whatever the arguments (`--help` too), no traceback."""
+    # A stand-in takes any arguments; in an image the command's own parser reads them.
+    args = [command] if install.endswith("-image") else [command, "--port", "1", "--help"]
+    done = trainability(wheel_metadata, blocked_in(install), *args)
+    assert done.returncode in (1, 2), done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("trainability: ")
+    assert f"pip install 'trainability[{extra}]'" in lines[0]
+
+
+def test_client_commands_work_with_only_the_client(wheel_metadata: Path) -> None:
+    """`pip install 'trainability[client]'`: the client's commands run (here: no service
+    answers, so exit 4, the client's own message)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    done = trainability(wheel_metadata, blocked_in("client-only"), "status", "0" * 32,
+                        "--url", f"http://127.0.0.1:{port}")
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.startswith("trainability: unavailable: "), done.stderr
 
 
 # ---- the docker compose CLI, where installed ---------------------------------------------

@@ -11,11 +11,18 @@ They talk to a running service over HTTP (``--url`` / ``$TRAINABILITY_URL``, ``-
 
 Progress goes to stderr (a live ANSI line on a terminal, plain lines otherwise); results go to
 stdout, as JSON with ``--json``.
+
+``main`` is the installed ``trainability`` command. Other installed parts add their commands
+through the ``trainability.commands`` entry points (the server: ``api``, ``worker``, ``run``);
+with only the client installed (``pip install 'trainability[client]'``) those commands print
+one line naming the extra to install and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.metadata
 import json
 import math
 import sys
@@ -388,12 +395,78 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return EXIT_USAGE
 
 
+# --- the commands of other installed parts ----------------------------------------------
+
+#: Entry points through which an installed part adds commands to ``trainability``: each is
+#: named after its command and loads to ``add(subparsers)``, which adds that command with a
+#: ``func(args) -> exit status`` default. The server registers ``api``, ``worker`` and ``run``.
+COMMANDS_GROUP = "trainability.commands"
+#: The extras (pyproject.toml) each server command needs: what to install when it is missing.
+SERVER_EXTRAS = {"api": "api", "worker": "worker", "run": "api,worker"}
+
+
+@dataclasses.dataclass(frozen=True)
+class NotInstalled:
+    """Stands in for a command whose part cannot be imported here: one line, not a traceback."""
+
+    command: str
+    reason: str
+
+    @property
+    def requirement(self) -> str:
+        return f"trainability[{SERVER_EXTRAS.get(self.command, 'api,worker')}]"
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        err(f"`{self.command}` is a server command and the server is not installed here "
+            f"({self.reason}); install it with: pip install '{self.requirement}'")
+        return EXIT_USAGE
+
+
+def add_installed_commands(sub: Any) -> None:
+    """Add the commands that installed parts register under ``COMMANDS_GROUP``."""
+    seen = set(CLIENT_COMMANDS)
+    for entry in importlib.metadata.entry_points(group=COMMANDS_GROUP):
+        if entry.name in seen:
+            continue
+        seen.add(entry.name)
+        try:
+            add = entry.load()
+        except ModuleNotFoundError as exc:  # that part's dependencies are not installed
+            missing = NotInstalled(entry.name, str(exc))
+            placeholder = sub.add_parser(entry.name, add_help=False,
+                                         help=f"not installed: pip install '{missing.requirement}'")
+            placeholder.set_defaults(func=missing)
+        else:
+            add(sub)
+
+
+def build_parser(*, installed: bool = True) -> argparse.ArgumentParser:
+    """The ``trainability`` command line: with ``installed``, also the installed parts'."""
+    parser = argparse.ArgumentParser(
+        prog="trainability",
+        description="Use a running trainability service (submit, status, result, cancel, sweep, "
+        "report, ...); with the server installed, also run it (api, worker, run).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    if installed:
+        add_installed_commands(sub)
+    add_commands(sub)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m trainability_client.cli``: the client commands alone."""
-    parser = argparse.ArgumentParser(prog="trainability", description="trainability client")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return run_command(args.func, args)
+    """The ``trainability`` command (also ``python -m trainability_client.cli``)."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    # A client command needs nothing else: leave the server unimported (about half a second).
+    parser = build_parser(installed=not (args_in and args_in[0] in CLIENT_COMMANDS))
+    args, unknown = parser.parse_known_args(args_in)
+    if isinstance(args.func, NotInstalled):
+        return args.func(args)  # whatever its arguments, `--help` included
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command in CLIENT_COMMANDS:
+        return run_command(args.func, args)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":
