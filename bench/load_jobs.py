@@ -218,6 +218,7 @@ def _epoch(iso: str) -> float:
 
 
 # --- standalone: start Redis, the API and workers ------------------------------------------
+# (bench/chaos_jobs.py starts the same parts and kills them.)
 
 
 def _free_port() -> int:
@@ -232,6 +233,99 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.1)
+
+
+def redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found")
+    return binary
+
+
+def start_redis(
+    port: int, data: Path, persistence: tuple[str, ...] = ("--appendonly", "no")
+) -> subprocess.Popen[bytes]:
+    """``redis-server`` on 127.0.0.1:``port``, files in ``data``; answers PING on return."""
+    proc = subprocess.Popen(
+        [
+            redis_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            *persistence,
+            "--dir",
+            str(data),
+            "--logfile",
+            str(data / "redis.log"),
+        ]
+    )
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    try:
+        _wait(lambda: _pings(client), 15, "redis-server")
+    except TimeoutError:
+        proc.kill()
+        raise
+    return proc
+
+
+def start_worker(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A Celery worker (prefork, one training process) in its own process group."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.runtime.app",
+                "worker",
+                "--pool=prefork",
+                "--concurrency=1",
+                "-Q",
+                "cpu,gpu",
+                "-n",
+                f"{name}@%h",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def start_api(url: str) -> tuple[Any, int]:
+    """The API (uvicorn in a daemon thread) on a free port; (server, port) once it serves."""
+    os.environ["REDIS_URL"] = url
+    import uvicorn
+
+    from service.main import create_app
+    from service.settings import ServiceSettings
+
+    api_port = _free_port()
+    app = create_app(ServiceSettings(redis_url=url))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning", lifespan="on")
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    _wait(lambda: server.started, 30, "the API")
+    return server, api_port
+
+
+def workers_ready(client: httpx.Client) -> int:
+    """How many workers ``/readyz`` counts (0 while it answers otherwise)."""
+    try:
+        workers = client.get("/readyz").json().get("workers")
+    except (httpx.TransportError, ValueError):
+        return 0
+    return workers if isinstance(workers, int) else len(workers or [])
 
 
 def main() -> int:
@@ -249,37 +343,16 @@ def main() -> int:
         print("\n".join(report.lines()))
         return 0 if report.ok else 1
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server not found")
+    redis_binary()
     tmp = Path(tempfile.mkdtemp(prefix="trainability-load-"))
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
     server = None
     logging.basicConfig(level=logging.WARNING)  # the API's access lines would drown the report
     try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(tmp),
-                    "--logfile",
-                    str(tmp / "redis.log"),
-                ]
-            )
-        )
+        procs.append(start_redis(port, tmp))
         url = f"redis://127.0.0.1:{port}/0"
         broker = redis.Redis.from_url(url, decode_responses=True)
-        _wait(lambda: _pings(broker), 15, "redis-server")
         env = {
             **os.environ,
             "REDIS_URL": url,
@@ -291,54 +364,10 @@ def main() -> int:
         for i in range(args.workers):
             log = tmp / f"worker{i}.log"
             logs.append(log)
-            with log.open("wb") as out:
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "celery",
-                            "-A",
-                            "worker.runtime.app",
-                            "worker",
-                            "--pool=prefork",
-                            "--concurrency=1",
-                            "-Q",
-                            "cpu,gpu",
-                            "-n",
-                            f"load{i}@%h",
-                            "-l",
-                            "info",
-                            "--without-gossip",
-                            "--without-mingle",
-                        ],
-                        cwd=ROOT,
-                        env=env,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-        os.environ["REDIS_URL"] = url
-        import uvicorn
-
-        from service.main import create_app
-        from service.settings import ServiceSettings
-
-        api_port = _free_port()
-        app = create_app(ServiceSettings(redis_url=url))
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=api_port, log_level="warning", lifespan="on")
-        )
-        threading.Thread(target=server.run, daemon=True).start()
-        _wait(lambda: server.started, 30, "the API")
+            procs.append(start_worker(f"load{i}", env, log))
+        server, api_port = start_api(url)
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=60) as client:
-
-            def ready() -> bool:
-                workers = client.get("/readyz").json().get("workers") or []
-                return bool(len(workers) == args.workers)
-
-            _wait(ready, 90, "the workers")
+            _wait(lambda: workers_ready(client) >= args.workers, 90, "the workers")
             print(
                 f"{args.workers} workers, {args.threads} submitting threads, {args.jobs} jobs",
                 flush=True,

@@ -7,7 +7,8 @@ Imported by workers through ``WORKER_MODULES`` in ``worker.runtime.app``.
 The same process notes each run task it receives (``task_received``: the message is now in
 kombu's unacknowledged set) with its node name and pid, the identity it beats under, so the
 reaper can tell a message held by a live worker from one held by a dead one
-(``worker.jobs.broker.Reservations``).
+(``worker.jobs.broker.Reservations``). On each broker (re)connection it forgets what it noted
+on the connection before (``ForgetReservationsOnConnect``): those messages are no longer held.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 from typing import Any
 
+from celery import bootsteps
 from celery.signals import task_received, worker_ready, worker_shutdown
 
 from worker.core.errors import TrainabilityError
@@ -101,3 +103,38 @@ def _note_reservation(sender: Any = None, request: Any = None, **_: Any) -> None
     except TrainabilityError as exc:  # the reaper then falls back on the delivery time
         log.warning("reservation of job %s not noted: %s", found.group(), exc)
 
+
+def forget_own_reservations(node: str, pid: int, reservations: Reservations) -> list[str]:
+    """Forget the messages noted as received by worker process ``node``/``pid``; their tags."""
+    mine = [tag for tag, who in reservations.all().items() if (who.node, who.pid) == (node, pid)]
+    reservations.forget(mine)
+    return mine
+
+
+class ForgetReservationsOnConnect(bootsteps.StartStopStep):
+    """Consumer step: on every broker (re)connection, this process holds no message any more.
+
+    When the consumer loses its broker connection, Celery drops each task it received but
+    has not started (a delivery tag dies with its channel: ``Consumer.on_close``) and ends
+    the running ones (``worker_cancel_long_running_tasks_on_connection_loss``), counting on
+    the broker to hand the messages out again. kombu's Redis transport puts them back in
+    their queue as the channel closes, except when Redis itself went away: then they stay in
+    ``unacked`` until the visibility timeout (2 h), while the reservation noted here told the
+    reaper that a live worker still held them, so a queued job waited those 2 h (found by
+    ``tests/integration/test_chaos.py``). Forgotten, they are unnoted deliveries, which the
+    reaper sends again after ``queued_lost_after_s``. Runs before the consumer takes any
+    message on the new connection (the event loop is the last step).
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, parent: Any) -> None:
+        node = getattr(parent, "hostname", None) or "unknown"
+        try:
+            forgotten = forget_own_reservations(node, os.getpid(), _reservations())
+        except TrainabilityError as exc:  # the reaper then waits for the visibility timeout
+            log.warning("reservations of %s not forgotten on connecting: %s", node, exc)
+            return
+        if forgotten:
+            log.warning("%d message(s) received on the lost broker connection are no longer "
+                        "held here; the reaper sends their jobs again", len(forgotten))
