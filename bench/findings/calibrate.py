@@ -12,6 +12,8 @@ and picks each threshold on the **dev** split only:
   value and the nearest faulty value beyond it (the maximum-margin place);
 - a rule whose dev gap (nearest faulty minus most extreme healthy value) is under a quarter of
   the healthy values' spread does not separate them reliably: it stays an ``info``;
+- a rule with its feature on fewer than 3 healthy dev designs, or beyond them on fewer than 2
+  faulty ones, has no evidence for a boundary: it stays an ``info`` at its default;
 - severity: ``critical`` when every dev design it fires on failed outright (final loss at least
   90% of the constant predictor's) and it fires on at least two; ``warning`` when it separates
   (fires on at least one faulty and no healthy dev design); ``info`` when it does not separate
@@ -51,6 +53,12 @@ EDGE = 1e-6  # relative slack so the nearest faulty value itself still fires
 #: A gap between the most extreme healthy and the nearest faulty dev value below this share of
 #: the healthy values' spread is a boundary the next design crosses by chance: not a warning.
 MIN_GAP_SD = 0.25  # final loss / constant-predictor loss at or above: did not train at all
+#: Fewer dev designs than this on either side is no evidence for a boundary: a threshold set
+#: halfway between one healthy and one faulty value moves with the next design. Such a rule
+#: stays an ``info`` at its default (added after the attention batch, whose Post-LN rule rested
+#: on one design a side, warned on shallow Post-LN runs that trained as well as Pre-LN).
+MIN_HEALTHY_VALUES = 3  # healthy dev designs on which the rule's feature is defined
+MIN_FAULTY_FIRED = 2  # faulty dev designs beyond every healthy one
 SPLITS = ("dev", "heldout", "heldout2")
 
 
@@ -108,6 +116,11 @@ def choose(rule: Rule, dev: list[tuple[Case, float]]) -> tuple[float, str, str]:
     beyond = [v for v in faulty if edge is None or v > edge]
     if not beyond:
         how = "no faulty dev design lies beyond every healthy one: kept as info at the default"
+        return rule.default, "info", how
+    if len(healthy) < MIN_HEALTHY_VALUES or len(beyond) < MIN_FAULTY_FIRED:
+        how = (f"too little dev evidence ({len(healthy)} healthy designs with a value, "
+               f"{len(beyond)} faulty beyond them; at least {MIN_HEALTHY_VALUES} and "
+               f"{MIN_FAULTY_FIRED} needed): kept as info at the default")
         return rule.default, "info", how
     nearest = min(beyond)
     spread = statistics.pstdev(healthy) if len(healthy) > 1 else 0.0

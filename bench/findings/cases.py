@@ -522,17 +522,17 @@ def all_cases() -> list[Case]:
 
     The first batch (below) is followed by the second (``cases2.py``: dev additions and the
     fresh ``heldout2`` split, whose designs must share no seed, data spec, width or depth with
-    dev or heldout), then the third (``cases3.py``: attention designs).
+    dev or heldout), then the third and fourth (``cases3.py``: attention designs, Post-LN).
     """
     from cases2 import check_fresh, more_cases  # a sibling script
-    from cases3 import attention_cases
+    from cases3 import attention_cases, post_ln_cases
 
     cases = [*healthy(), *vanishing(), *exploding(), *saturated(), *short_memory(), *jagged(),
              *lr_too_high(), *lr_too_low(), *more_cases()]
     stale = check_fresh(cases)
     if stale:
         raise ValueError("heldout2 designs not fresh:\n" + "\n".join(stale))
-    cases += attention_cases()
+    cases += attention_cases() + post_ln_cases()
     names = Counter(c.name for c in cases)
     dupes = [n for n, k in names.items() if k > 1]
     if dupes:

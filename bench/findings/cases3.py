@@ -11,6 +11,12 @@ input), 300 steps of SGD + momentum, the default diagnostics plus sharpness like
 
 Labels come from outcomes exactly as for the other batches (``label.py``). Dev seeds 300-349 on
 sorting 6 symbols from 6; held-out seeds 350-399 on sorting 7 symbols from 5, other depths.
+
+``post_ln_cases`` is a fourth batch (seeds 400-499), made because the third held one healthy
+and one faulty labeled Post-LN design a split: too few to place the Post-LN rule's boundary (a
+threshold halfway between them warned on shallow Post-LN runs that trained as well as Pre-LN).
+It spans Post-LN depth 2-10 at lr 0.1-0.3 on the same two tasks; the outcomes decide which
+side each design is on.
 """
 
 from __future__ import annotations
@@ -87,4 +93,28 @@ def attention_cases() -> list[Case]:
              TO_PRE_LN),
         stack("heldout", 5, h, 356),
         stack("heldout", 7, h, 357),
+    ]
+
+
+def post_ln_cases() -> list[Case]:
+    """The fourth batch: Post-LN transformers over depth and learning rate (module docstring)."""
+    d, h = SORT_DEV, SORT_HELDOUT
+
+    def post(split: Split, intended: str, depth: int, lr: float, data: Spec, seed: int) -> Case:
+        fix = TO_PRE_LN if intended == "post_ln" else None
+        return case(split, intended, f"post-d{depth}-lr{lr:g}", transformer(depth, "post"),
+                    data, seed, lr, fix)
+
+    return [
+        post("dev", "healthy", 2, 0.2, d, 400),
+        post("dev", "healthy", 3, 0.2, d, 401),
+        post("dev", "healthy", 4, 0.1, d, 402),
+        post("dev", "healthy", 5, 0.1, d, 403),
+        post("dev", "post_ln", 6, 0.3, d, 404),
+        post("dev", "post_ln", 8, 0.2, d, 405),
+        post("dev", "post_ln", 10, 0.3, d, 406),
+        post("heldout", "healthy", 2, 0.1, h, 450),
+        post("heldout", "healthy", 4, 0.2, h, 451),
+        post("heldout", "post_ln", 6, 0.3, h, 452),
+        post("heldout", "post_ln", 9, 0.3, h, 453),
     ]

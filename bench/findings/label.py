@@ -121,17 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="skip runs whose saved result has the same (normalized) spec")
     parser.add_argument("--only", help="label only cases whose name matches this regex")
-    parser.add_argument("--batch", type=int, choices=(1, 2, 3),
-                        help="label only the first batch (cases.py), the second (cases2.py) "
-                        "or the third (cases3.py: attention designs)")
+    parser.add_argument("--batch", type=int, choices=(1, 2, 3, 4),
+                        help="label only the first batch (cases.py), the second (cases2.py), "
+                        "the third (cases3.py: attention designs) or the fourth (cases3.py: "
+                        "Post-LN over depth and learning rate)")
     args = parser.parse_args(argv)
 
     cases = [c for c in all_cases() if not args.only or re.search(args.only, c.name)]
     if args.batch:
         from cases2 import more_cases  # a sibling script
-        from cases3 import attention_cases
+        from cases3 import attention_cases, post_ln_cases
 
-        later = {2: {c.name for c in more_cases()}, 3: {c.name for c in attention_cases()}}
+        later = {2: {c.name for c in more_cases()}, 3: {c.name for c in attention_cases()},
+                 4: {c.name for c in post_ln_cases()}}
         batch_of = {name: k for k, names in later.items() for name in names}
         cases = [c for c in cases if batch_of.get(c.name, 1) == args.batch]
     merging = bool(args.only or args.batch)
