@@ -5,7 +5,8 @@
 #
 # The project with its `api` extra: FastAPI, uvicorn, Celery, Redis, matplotlib; no torch
 # (torch is in the `worker` extra only). The image also serves the notifier (webhook
-# deliveries, docker-compose.yml) and carries the `trainability` command.
+# deliveries and MLflow exports, docker-compose.yml: hence the `mlflow` extra, mlflow-skinny)
+# and carries the `trainability` command.
 # Needs BuildKit (the default builder since Docker Engine 23, and always with `docker compose`).
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -24,12 +25,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# The wheel with its extra, as `pip install '.[api]'` would, without the sources in the image.
+# The wheel with its extras, as `pip install '.[api,mlflow]'` would, without the sources in the image.
 # pip's cache is a build cache mount (not a layer): a code change reinstalls the dependencies
 # from it rather than downloading them again.
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     --mount=type=cache,target=/root/.cache/pip \
-    pip install "$(echo /wheels/trainability-*.whl)[api]" \
+    pip install "$(echo /wheels/trainability-*.whl)[api,mlflow]" \
  && pip check
 
 # The guarantees this image exists for: no torch, whatever the dependencies pulled in, and a

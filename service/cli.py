@@ -243,6 +243,24 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise StopRequested(signal.Signals(signum).name)
 
 
+def redis_for_run(port: int, started: list[tuple[str, subprocess.Popen[bytes]]],
+                  ) -> tuple[str, TextIO | None]:
+    """``REDIS_URL`` when it answers, else a private redis-server for API port ``port`` (added
+    to ``started``): its URL, and the lock on its data directory (hold it while running)."""
+    url = os.environ.get("REDIS_URL")
+    if url and redis_answers(url):
+        say(f"Redis   {url} (from REDIS_URL)")
+        return url, None
+    if url:
+        say(f"REDIS_URL={url} does not answer; starting a local Redis instead")
+    data_dir = local_redis_dir(port)
+    lock = lock_directory(data_dir)
+    proc, url = start_redis(data_dir)
+    started.append(("redis-server", proc))
+    say(f"Redis   {url} (started here, data in {data_dir}/)")
+    return url, lock
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     require("run", "api,worker", "uvicorn", "fastapi", "torch")
     with_defaults(args)
@@ -254,17 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        url = os.environ.get("REDIS_URL")
-        if url and redis_answers(url):
-            say(f"Redis   {url} (from REDIS_URL)")
-        else:
-            if url:
-                say(f"REDIS_URL={url} does not answer; starting a local Redis instead")
-            data_dir = local_redis_dir(args.port)
-            lock = lock_directory(data_dir)  # noqa: F841 - held for the life of this process
-            proc, url = start_redis(data_dir)
-            started.append(("redis-server", proc))
-            say(f"Redis   {url} (started here, data in {data_dir}/)")
+        url, lock = redis_for_run(args.port, started)  # noqa: F841 - lock held while we run
         env = {**os.environ, "REDIS_URL": url}
         env.setdefault("TRAINABILITY_TORCH_THREADS", "1")  # one thread per training process
         cli = [sys.executable, "-m", "service.cli"]

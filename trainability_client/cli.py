@@ -21,18 +21,21 @@ one line naming the extra to install and exit 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib.metadata
 import json
-import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from trainability_client.client import Client
 from trainability_client.errors import (
+    EXIT_AUTH,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     ConnectionFailed,
     Forbidden,
     NotFound,
@@ -42,98 +45,20 @@ from trainability_client.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from trainability_client.models import Experiment, Sweep, SweepRow
+from trainability_client.formatting import (
+    ProgressLine,
+    fmt,
+    format_table,
+)
+from trainability_client.models import Experiment
+from trainability_client.server_commands import NotInstalled, add_installed_commands
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_AUTH, EXIT_TIMEOUT = (
-    0, 1, 2, 3, 4, 5, 6)
-CLIENT_COMMANDS = ("submit", "status", "result", "cancel", "sweep", "report", "remedies", "ls")
+CLIENT_COMMANDS = ("submit", "status", "result", "cancel", "sweep", "report", "remedies", "ls",
+                   "export")
 
 
 def err(message: str) -> None:
     print(f"trainability: {message}", file=sys.stderr, flush=True)
-
-
-# --- formatting ----------------------------------------------------------------------------
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
-            return f"{value:.2e}"
-        return f"{value:.4g}"
-    if isinstance(value, str | int):
-        return str(value)
-    return json.dumps(value, separators=(",", ":"))
-
-
-#: (field, heading) of the table's metric columns: SweepRow's fields that have a heading.
-TABLE_COLUMNS = tuple(SweepRow.table_columns())
-
-
-def format_table(varied: Sequence[str], rows: Sequence[SweepRow]) -> str:
-    """A plain-text table: the varied columns, then the metrics."""
-    headers = [*varied, *(h for _, h in TABLE_COLUMNS)]
-    cells = [[fmt(r.get(c)) for c in varied] + [fmt(r.get(c)) for c, _ in TABLE_COLUMNS]
-             for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) if i < len(varied) else v.rjust(w)
-                         for i, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
-
-
-class ProgressLine:
-    """Live progress on stderr: one redrawn ANSI line on a terminal, sparse lines otherwise."""
-
-    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.width = width
-        self._last_plain: tuple[str, int] | None = None
-        self._last_time = 0.0
-
-    def experiment(self, job: Experiment) -> None:
-        p = job.progress or {}
-        step, total = p.get("step"), p.get("total_steps")
-        parts = [job.status]
-        if isinstance(step, int) and isinstance(total, int) and total > 0:
-            done = min(step / total, 1.0)
-            filled = int(done * self.width)
-            bar = "#" * filled + "-" * (self.width - filled)
-            parts.append(f"[{bar}] {step}/{total}")
-            if isinstance(p.get("train_loss"), int | float):
-                parts.append(f"loss {p['train_loss']:.4g}")
-            elapsed = p.get("elapsed_s")
-            if isinstance(elapsed, int | float) and 0 < step < total:
-                parts.append(f"ETA {elapsed * (total - step) / step:.0f}s")
-        self._show(" ".join(parts), job.status, int(step or 0), job.is_final)
-
-    def sweep(self, sweep: Sweep) -> None:
-        final = sum(n for s, n in sweep.by_status.items() if s not in ("queued", "running"))
-        filled = int(final / max(sweep.points, 1) * self.width)
-        counts = ", ".join(f"{s} {n}" for s, n in sweep.by_status.items() if n)
-        bar = "#" * filled + "-" * (self.width - filled)
-        text = f"sweep [{bar}] {final}/{sweep.points} ({counts})"
-        self._show(text, "", final, sweep.done)
-
-    def _show(self, text: str, status: str, step: int, final: bool) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
-            self.stream.flush()
-            return
-        now = time.monotonic()
-        key = (status, step)
-        if key != self._last_plain and (final or now - self._last_time >= 2.0
-                                         or self._last_plain is None
-                                         or self._last_plain[0] != status):
-            print(text, file=self.stream, flush=True)
-            self._last_plain, self._last_time = key, now
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -355,9 +280,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("id")
     p.add_argument("--out", default=None, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_report)
-    from trainability_client import list_cli, remedies_cli  # each imports this module
+    from trainability_client import export_cli, list_cli, remedies_cli  # each imports this
     remedies_cli.add_remedies(sub, common)
     list_cli.add_ls(sub, common)
+    export_cli.add_export(sub, common)
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -395,51 +321,6 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         return EXIT_USAGE
 
 
-# --- the commands of other installed parts ----------------------------------------------
-
-#: Entry points through which an installed part adds commands to ``trainability``: each is
-#: named after its command and loads to ``add(subparsers)``, which adds that command with a
-#: ``func(args) -> exit status`` default. The server registers ``api``, ``worker`` and ``run``.
-COMMANDS_GROUP = "trainability.commands"
-#: The extras (pyproject.toml) each server command needs: what to install when it is missing.
-SERVER_EXTRAS = {"api": "api", "worker": "worker", "run": "api,worker"}
-
-
-@dataclasses.dataclass(frozen=True)
-class NotInstalled:
-    """Stands in for a command whose part cannot be imported here: one line, not a traceback."""
-
-    command: str
-    reason: str
-
-    @property
-    def requirement(self) -> str:
-        return f"trainability[{SERVER_EXTRAS.get(self.command, 'api,worker')}]"
-
-    def __call__(self, args: argparse.Namespace) -> int:
-        err(f"`{self.command}` is a server command and the server is not installed here "
-            f"({self.reason}); install it with: pip install '{self.requirement}'")
-        return EXIT_USAGE
-
-
-def add_installed_commands(sub: Any) -> None:
-    """Add the commands that installed parts register under ``COMMANDS_GROUP``."""
-    seen = set(CLIENT_COMMANDS)
-    for entry in importlib.metadata.entry_points(group=COMMANDS_GROUP):
-        if entry.name in seen:
-            continue
-        seen.add(entry.name)
-        try:
-            add = entry.load()
-        except ModuleNotFoundError as exc:  # that part's dependencies are not installed
-            missing = NotInstalled(entry.name, str(exc))
-            placeholder = sub.add_parser(entry.name, add_help=False,
-                                         help=f"not installed: pip install '{missing.requirement}'")
-            placeholder.set_defaults(func=missing)
-        else:
-            add(sub)
-
-
 def build_parser(*, installed: bool = True) -> argparse.ArgumentParser:
     """The ``trainability`` command line: with ``installed``, also the installed parts'."""
     parser = argparse.ArgumentParser(
@@ -449,7 +330,7 @@ def build_parser(*, installed: bool = True) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     if installed:
-        add_installed_commands(sub)
+        add_installed_commands(sub, skip=CLIENT_COMMANDS)
     add_commands(sub)
     return parser
 

@@ -22,6 +22,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: Exit statuses of the ``trainability`` command (trainability_client/cli.py).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_AUTH, EXIT_TIMEOUT = (
+    0, 1, 2, 3, 4, 5, 6)
+
 
 class TrainabilityError(Exception):
     """Base of every error the client raises."""

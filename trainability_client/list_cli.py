@@ -11,7 +11,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from trainability_client.cli import EXIT_OK, _client
+from trainability_client.cli import _client
+from trainability_client.errors import EXIT_OK
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
 HEADERS = ("id", "status", "created", "name", "tags", "verdict")

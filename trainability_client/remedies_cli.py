@@ -12,15 +12,9 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from trainability_client.cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    ProgressLine,
-    _client,
-    _print_json,
-    err,
-    fmt,
-)
+from trainability_client.cli import _client, _print_json, err
+from trainability_client.errors import EXIT_FAILED, EXIT_OK
+from trainability_client.formatting import ProgressLine, fmt
 from trainability_client.models import Remedies, RemedyFix, Sweep
 
 HEADERS = ("rank", "fix", "resolved", "status", "val_loss", "loss/baseline", "grad@0", "job")

@@ -25,7 +25,8 @@ from trainability_client import (
     Unauthorized,
     ValidationFailed,
 )
-from trainability_client.cli import format_table, parse_axis, parse_variant
+from trainability_client.cli import parse_axis, parse_variant
+from trainability_client.formatting import format_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,7 +142,7 @@ def test_the_table_aligns_columns():
 def test_the_clients_columns_are_the_servers():
     """The client keeps its own copy of the sweep columns (it imports nothing of the server);
     the CLI's table reads them from SweepRow."""
-    from trainability_client.cli import TABLE_COLUMNS
+    from trainability_client.formatting import TABLE_COLUMNS
     from worker.core.sweeps import COLUMNS
 
     metrics = [c for c in COLUMNS if c not in ("point", "job_id")]
