@@ -114,6 +114,11 @@ class ExperimentPublic(ExperimentSummary):
         None, description="Delivery of the callback: state (retrying, delivered, failed), "
         "attempts, last_status, last_error.",
     )
+    mlflow: dict[str, Any] | None = Field(
+        None, description="Export to MLflow, where the server has TRAINABILITY_MLFLOW_TRACKING_"
+        "URI set: state (queued, retrying, exported, failed, skipped), attempts, run_id and "
+        "experiment_id (MLflow's), last_error, updated_at.",
+    )
 
     @classmethod
     def from_record(cls, job: JobRecord) -> ExperimentPublic:
@@ -130,6 +135,7 @@ class ExperimentPublic(ExperimentSummary):
             cancel_requested=job.cancel_requested,
             callback_url=job.callback_url,
             webhook=job.webhook,
+            mlflow=job.mlflow,
         )
 
 

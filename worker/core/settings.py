@@ -189,12 +189,34 @@ class Settings(BaseSettings):
         30.0, gt=0, le=600, description="Total time one webhook delivery may take, however "
         "slowly the receiver answers; past it the delivery is abandoned and retried."
     )
-    webhook_max_retries: int = Field(8, ge=0, le=50, description="Webhook delivery retries.")
+    webhook_max_retries: int = Field(
+        8, ge=0, le=50, description="Webhook delivery retries (and MLflow export retries)."
+    )
     webhook_retry_backoff_s: int = Field(
-        5, ge=1, le=3600, description="First retry delay; doubles per retry (jittered)."
+        5, ge=1, le=3600, description="First retry delay of a webhook or an MLflow export; "
+        "doubles per retry (jittered)."
     )
     webhook_retry_backoff_max_s: int = Field(
-        600, ge=1, le=24 * 3600, description="Longest wait between webhook retries."
+        600, ge=1, le=24 * 3600, description="Longest wait between webhook (or MLflow export) "
+        "retries."
+    )
+    # Export to MLflow (worker/runtime/mlflow_delivery.py; the mapping is
+    # trainability_client/mlflow_export.py). Unset: nothing is exported, mlflow is never imported.
+    mlflow_tracking_uri: str | None = Field(
+        None, description="Log each finished experiment (with a result: succeeded, or timed "
+        "out or cancelled with partial results) as a run on this MLflow tracking server "
+        "(http(s)://host:5000, databricks, or a sqlite:/// or file: store). Unset: no export. "
+        "Set it on the training workers (they queue the export) and on the notifier (it logs "
+        "the run, retried like webhooks); needs mlflow-skinny installed there.",
+    )
+    mlflow_experiment: str = Field(
+        "trainability", min_length=1, max_length=500,
+        description="The MLflow experiment the runs are logged to (created when missing).",
+    )
+    mlflow_timeout_s: int = Field(
+        30, ge=1, le=600, description="Timeout of each request to the MLflow tracking server "
+        "(MLFLOW_HTTP_REQUEST_TIMEOUT, unless that is set); MLflow's own retries are off "
+        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES=0, unless set): the export task retries."
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="text: key=value lines; json: one JSON object per line."
@@ -246,6 +268,14 @@ class Settings(BaseSettings):
         ):
             raise ValueError("webhook_secret is a placeholder; set TRAINABILITY_WEBHOOK_SECRET")
         return self
+
+    @field_validator("mlflow_tracking_uri", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """``TRAINABILITY_MLFLOW_TRACKING_URI=`` (empty) means no export."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("webhook_allowlist", mode="before")
     @classmethod

@@ -143,6 +143,7 @@ def job_record(raw: Mapping[str, str]) -> JobRecord:
         callback_url=raw.get("callback_url") or None,
         cancel_requested=raw.get("cancel_requested") == "1",
         webhook=json.loads(raw["webhook"]) if raw.get("webhook") else None,
+        mlflow=json.loads(raw["mlflow"]) if raw.get("mlflow") else None,
     )
 
 

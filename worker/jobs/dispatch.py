@@ -10,7 +10,8 @@ workers; point it at ``gpu`` where GPU workers serve ``auto`` specs). A local wo
 consumes every queue (``QUEUES``); a GPU host runs one worker per GPU with ``-Q gpu``.
 
 The API enqueues jobs with it; the reaper (in a worker's main process) re-sends lost ones,
-and whoever writes a final status of a job with a ``callback_url`` sends its webhook task.
+and whoever writes a final status of a job with a ``callback_url`` sends its webhook task
+(and, where ``mlflow_tracking_uri`` is set, of a job with a result its MLflow export task).
 Tasks are sent by name, so no sender imports the task module (or torch).
 """
 
@@ -29,6 +30,7 @@ from worker.core.spec import DeviceRequest
 
 RUN_EXPERIMENT_TASK = "trainability.run_experiment"
 DELIVER_WEBHOOK_TASK = "trainability.deliver_webhook"
+EXPORT_MLFLOW_TASK = "trainability.export_mlflow"
 
 _SEND_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError)
 
@@ -55,7 +57,9 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         task_default_queue=settings.auto_queue,
-        task_routes={DELIVER_WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE}},
+        # Deliveries (webhooks, MLflow exports) are slow I/O: the notifier's queue.
+        task_routes={DELIVER_WEBHOOK_TASK: {"queue": WEBHOOK_QUEUE},
+                     EXPORT_MLFLOW_TASK: {"queue": WEBHOOK_QUEUE}},
         # A job is acknowledged when it ends, so a worker lost mid-job leaves it to redeliver;
         # each worker reserves only the job it runs.
         task_acks_late=True,
@@ -121,6 +125,13 @@ class CeleryDispatcher:
             self._app.send_task(DELIVER_WEBHOOK_TASK, args=[job_id], queue=WEBHOOK_QUEUE)
         except _SEND_ERRORS as exc:
             raise BrokerUnavailable(f"could not queue the webhook: {exc}") from exc
+
+    def send_mlflow_export(self, job_id: str) -> None:
+        """Queue the export of the finished job to MLflow (on the notifier's queue)."""
+        try:
+            self._app.send_task(EXPORT_MLFLOW_TASK, args=[job_id], queue=WEBHOOK_QUEUE)
+        except _SEND_ERRORS as exc:
+            raise BrokerUnavailable(f"could not queue the MLflow export: {exc}") from exc
 
     def close(self) -> None:
         self._app.close()

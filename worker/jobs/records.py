@@ -114,6 +114,7 @@ class JobRecord(JobSummary):
     callback_url: str | None = None
     cancel_requested: bool = False
     webhook: dict[str, Any] | None = None  # callback delivery state (worker/jobs/webhooks.py)
+    mlflow: dict[str, Any] | None = None  # MLflow export state (worker/runtime/mlflow_delivery.py)
 
     @property
     def is_final(self) -> bool:

@@ -151,6 +151,15 @@ class JobIndexes:
                 self._keys.outbox_key(), "-inf", before, byscore=True, offset=0, num=1000
             ))
 
+    def mlflow_outbox(self, *, before: float) -> list[str]:
+        """Jobs whose MLflow export saw no activity since ``before`` (Redis clock), at most
+        1000."""
+        with translate_redis_errors():
+            return cast(list[str], self._r.zrange(
+                self._keys.mlflow_outbox_key(), "-inf", before, byscore=True, offset=0,
+                num=1000,
+            ))
+
     def snapshot(self) -> StoreSnapshot:
         """Jobs per status (index sizes) and the duration histogram."""
         keys = self._keys

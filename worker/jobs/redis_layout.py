@@ -7,7 +7,8 @@ Redis layout (``{p}`` = key prefix)::
                                  progress (JSON), result (JSON), error, sweep_id,
                                  owner (API key name), callback_url, cancel_requested ("1"),
                                  cancel_requested_at, queued_ts and started_ts (Redis clock,
-                                 unix seconds), webhook (JSON: delivery state)
+                                 unix seconds), webhook (JSON: delivery state),
+                                 mlflow (JSON: MLflow export state)
     {p}:job:{id}:lease    string "node|pid|attempt" of the attempt that runs the job; TTL
                                  lease_ttl_s, renewed by that attempt's heartbeat
     {p}:jobs              zset   every job id, score = order (listing: highest = newest first)
@@ -18,6 +19,8 @@ Redis layout (``{p}`` = key prefix)::
     {p}:idem:{owner}:{h}  string "fingerprint job_id" of an Idempotency-Key (h: its SHA-256)
     {p}:webhooks:pending  zset   job id -> last delivery activity, for final jobs with a
                                  callback_url whose webhook is not done (an outbox)
+    {p}:mlflow:pending    zset   job id -> last export activity, for final jobs whose MLflow
+                                 export is queued or retrying (the exports' outbox)
     {p}:metrics:duration  hash   job duration histogram: "{status}|{le}", "{status}|sum"
     {p}:events:{id}       channel a word on every status or progress write (SSE wake-ups)
 
@@ -50,7 +53,7 @@ from worker.jobs.records import STATUSES, JobStatus
 #: The scripts of ``RedisJobStore``, each run behind the prelude (``lua/{name}.lua``).
 JOB_SCRIPTS = (
     "create", "transition", "claim", "renew_lease", "progress", "cancel", "reap",
-    "touch_queued", "delete", "webhook",
+    "touch_queued", "delete", "webhook", "mlflow",
 )
 
 
@@ -129,6 +132,9 @@ class JobKeys:
 
     def outbox_key(self) -> str:
         return f"{self._prefix}:webhooks:pending"
+
+    def mlflow_outbox_key(self) -> str:
+        return f"{self._prefix}:mlflow:pending"
 
     def histogram_key(self) -> str:
         return f"{self._prefix}:metrics:duration"

@@ -372,5 +372,15 @@ class RedisJobStore(JobKeys):
     def webhook_outbox(self, idle_for_s: float) -> list[str]:
         return self._indexes.outbox(before=self.redis_time() - idle_for_s)
 
+    # --- JobStore: MLflow exports -------------------------------------------------------
+
+    def set_mlflow_state(self, job_id: str, state: dict[str, Any], *, pending: bool) -> bool:
+        return bool(self._run("mlflow", job_id, {"id": job_id, "state": codec.dumps(state),
+                                                 "pending": pending},
+                              self.mlflow_outbox_key()))
+
+    def mlflow_outbox(self, idle_for_s: float) -> list[str]:
+        return self._indexes.mlflow_outbox(before=self.redis_time() - idle_for_s)
+
     def snapshot(self) -> StoreSnapshot:
         return self._indexes.snapshot()

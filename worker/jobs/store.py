@@ -2,9 +2,9 @@
 
 Torch-free; the service and the worker share it. Two ports:
 
-- ``JobStore`` — everything the API, the worker's attempt, the reaper, webhook delivery and
-  ``/metrics`` read and write. Status changes are atomic and checked (final states are final;
-  a superseded attempt cannot write; one live lease per job).
+- ``JobStore`` — everything the API, the worker's attempt, the reaper, webhook delivery, the
+  MLflow export and ``/metrics`` read and write. Status changes are atomic and checked (final
+  states are final; a superseded attempt cannot write; one live lease per job).
 - ``JobFeed`` — the asynchronous, read-only view that server-sent event streams wait on: a
   wake-up on each write of a job, and a cheap read of its few small fields.
 
@@ -170,6 +170,15 @@ class JobStore(Protocol):
 
     def webhook_outbox(self, idle_for_s: float) -> list[str]:
         """Jobs whose webhook is not done and saw no delivery activity for ``idle_for_s``."""
+
+    # --- MLflow exports (worker/runtime/mlflow_delivery.py) -------------------------------
+
+    def set_mlflow_state(self, job_id: str, state: dict[str, Any], *, pending: bool) -> bool:
+        """Record the export state; ``pending`` keeps the job in the exports' outbox. False:
+        the job is gone (nothing recorded)."""
+
+    def mlflow_outbox(self, idle_for_s: float) -> list[str]:
+        """Jobs whose export is queued or retrying and saw no activity for ``idle_for_s``."""
 
     # --- metrics ---------------------------------------------------------------------------
 

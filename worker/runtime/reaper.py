@@ -18,8 +18,9 @@ One pass (``Reaper.run_once``):
    noted counts as held for ``queued_lost_after_s`` after its delivery. A lost job is sent
    again, and a dead worker's copy is taken out of ``unacked``. Tasks are idempotent on the
    job id (the lease), so a message that was merely hard to see costs nothing.
-3. **Quiet webhooks.** Final jobs whose webhook delivery went quiet (the worker delivering it
-   died) are sent again (at-least-once).
+3. **Quiet webhooks and exports.** Final jobs whose webhook delivery or MLflow export went
+   quiet (the worker delivering it died, or the export could not be queued) are sent again
+   (at-least-once).
 4. **Live records kept.** Every queued and running job's record, and the indexes and sweep
    that name it, get the full retention TTL again (every ``retention_seconds / 8``): retention
    counts from the final state, so a job that waits in a queue longer than the retention
@@ -46,7 +47,7 @@ from typing import Any, Protocol, cast
 import redis
 from celery.signals import worker_ready, worker_shutdown
 
-from worker.core.errors import TrainabilityError
+from worker.core.errors import JobNotFound, TrainabilityError
 from worker.core.settings import Settings, get_settings
 from worker.jobs.broker import (
     UNACKED_KEY,
@@ -71,6 +72,8 @@ class Dispatcher(Protocol):
 
     def send_webhook(self, job_id: str) -> None: ...
 
+    def send_mlflow_export(self, job_id: str) -> None: ...
+
 
 @dataclass
 class ReapReport:
@@ -79,12 +82,13 @@ class ReapReport:
     cancelled: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
+    exports: list[str] = field(default_factory=list)
     pruned: int = 0
     kept_alive: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.requeued or self.failed or self.cancelled or self.resent
-                    or self.webhooks or self.pruned)
+                    or self.webhooks or self.exports or self.pruned)
 
 
 def _job_ids(raw: str) -> list[str]:
@@ -147,12 +151,18 @@ class Reaper:
         s = self._settings
         return max(3.0 * s.webhook_retry_backoff_max_s + s.webhook_deadline_s, 60.0)
 
+    def export_idle_s(self) -> float:
+        """An MLflow export with no activity for this long is taken as lost."""
+        s = self._settings
+        return max(3.0 * s.webhook_retry_backoff_max_s + s.mlflow_timeout_s, 60.0)
+
     def run_once(self, *, prune: bool | None = None,
                  keep_alive: bool | None = None) -> ReapReport:
         report = ReapReport()
         self._lost_attempts(report)
         self._lost_messages(report)
         self._quiet_webhooks(report)
+        self._quiet_exports(report)
         due = (time.monotonic() - self._last_keep_alive
                >= self._settings.retention_seconds / 8)
         if keep_alive or (keep_alive is None and due):
@@ -232,6 +242,20 @@ class Reaper:
             report.webhooks.append(job_id)
             self._announce(job_id)
 
+    def _quiet_exports(self, report: ReapReport) -> None:
+        for job_id in self._store.mlflow_outbox(self.export_idle_s()):
+            try:
+                state = self._store.get(job_id).mlflow or {"state": "queued"}
+                # re-arms the idle clock: sent once per idle period, not once per pass
+                if self._store.set_mlflow_state(job_id, state, pending=True):
+                    report.exports.append(job_id)
+                    self._dispatcher.send_mlflow_export(job_id)
+            except JobNotFound:
+                self._store.set_mlflow_state(job_id, {}, pending=False)  # leaves the outbox
+            except TrainabilityError as exc:
+                log.warning("MLflow export of job %s not queued: %s", job_id, exc,
+                            extra={"job_id": job_id})
+
     def _send(self, job_id: str, queue: str) -> None:
         try:
             self._dispatcher.enqueue(job_id, queue=queue)
@@ -280,9 +304,9 @@ class ReaperThread:
         report = self._reaper.run_once()
         if report:
             log.info("reaper: requeued=%d failed=%d cancelled=%d resent=%d "
-                     "webhooks=%d pruned=%d", len(report.requeued), len(report.failed),
-                     len(report.cancelled), len(report.resent), len(report.webhooks),
-                     report.pruned)
+                     "webhooks=%d exports=%d pruned=%d", len(report.requeued),
+                     len(report.failed), len(report.cancelled), len(report.resent),
+                     len(report.webhooks), len(report.exports), report.pruned)
 
 
 _current: ReaperThread | None = None

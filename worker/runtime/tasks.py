@@ -1,5 +1,5 @@
-"""Celery tasks: thin wrappers that hand a job id to ``worker.runtime.attempt`` and
-``worker.jobs.webhooks``.
+"""Celery tasks: thin wrappers that hand a job id to ``worker.runtime.attempt``,
+``worker.runtime.webhook_delivery`` and ``worker.runtime.mlflow_delivery``.
 
 torch is imported inside the task body, in the prefork child, never at module import: the
 worker's main process (which forks the children) must not initialize CUDA (celery#3402).
@@ -12,14 +12,20 @@ from typing import Any
 
 from celery import Task
 
-from worker.core.errors import StoreUnavailable
+from worker.core.errors import StoreUnavailable, TrainabilityError
 from worker.core.logs import job_context
 from worker.core.settings import get_settings
 from worker.core.spec import ExperimentSpec
-from worker.jobs.dispatch import DELIVER_WEBHOOK_TASK, RUN_EXPERIMENT_TASK, CeleryDispatcher
+from worker.jobs.dispatch import (
+    DELIVER_WEBHOOK_TASK,
+    EXPORT_MLFLOW_TASK,
+    RUN_EXPERIMENT_TASK,
+    CeleryDispatcher,
+)
 from worker.jobs.redis_store import RedisJobStore, store_from_settings
 from worker.runtime.app import app
 from worker.runtime.attempt import ProgressFn, StopFn, execute_job
+from worker.runtime.mlflow_delivery import announce_export, export_job
 from worker.runtime.webhook_delivery import deliver_webhook
 
 _settings = get_settings()
@@ -32,9 +38,23 @@ def job_store() -> RedisJobStore:
 
 
 def announce_final(job_id: str, status: str) -> None:
-    """After a final status: queue the webhook when the job has a callback_url."""
-    if job_store().get(job_id).callback_url:
-        CeleryDispatcher(app).send_webhook(job_id)
+    """After a final status: queue the webhook when the job has a callback_url, and the
+    MLflow export when one is due (each on its own: one failing to queue leaves the other be;
+    the reaper re-sends either from its outbox)."""
+    job = job_store().get(job_id)
+    dispatcher = CeleryDispatcher(app)
+    failed: list[TrainabilityError] = []
+    if job.callback_url:
+        try:
+            dispatcher.send_webhook(job_id)
+        except TrainabilityError as exc:
+            failed.append(exc)
+    try:
+        announce_export(job_store(), job, get_settings(), dispatcher)
+    except TrainabilityError as exc:
+        failed.append(exc)
+    if failed:
+        raise failed[0]
 
 
 def run_with_torch(spec: ExperimentSpec, on_progress: ProgressFn,
@@ -92,3 +112,24 @@ def deliver_webhook_task(self: Task[[str], None], job_id: str) -> None:
         )
     if outcome == "retry":
         raise RetryDelivery(f"webhook of job {job_id} not taken (attempt {retries + 1})")
+
+
+class RetryExport(Exception):
+    """The tracking server did not take the run (unreachable, 5xx, store not writable)."""
+
+
+@app.task(name=EXPORT_MLFLOW_TASK, bind=True, acks_late=True,
+          autoretry_for=(RetryExport, StoreUnavailable),
+          retry_backoff=_settings.webhook_retry_backoff_s,
+          retry_backoff_max=_settings.webhook_retry_backoff_max_s, retry_jitter=True,
+          max_retries=_settings.webhook_max_retries)
+def export_mlflow_task(self: Task[[str], None], job_id: str) -> None:
+    """Log the finished job ``job_id`` as an MLflow run (see worker/runtime/mlflow_delivery)."""
+    with job_context(job_id):
+        retries = self.request.retries
+        outcome = export_job(
+            job_store(), job_id, get_settings(), attempt=retries + 1,
+            last_attempt=retries >= (self.max_retries or 0),
+        )
+    if outcome == "retry":
+        raise RetryExport(f"MLflow export of job {job_id} failed (attempt {retries + 1})")
