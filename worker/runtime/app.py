@@ -14,7 +14,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 from worker.core.logs import structure_handlers
 from worker.core.settings import get_settings
 from worker.jobs.dispatch import make_celery
-from worker.runtime.liveness import ForgetReservationsOnConnect
+from worker.runtime.liveness import ForgetReservationsOnConnect, WaitForWarmPool
 
 #: Modules a worker imports at start: the tasks, the signal handlers of the worker liveness
 #: beat and of the reaper (both threads in the worker's main process), the set-up of each
@@ -33,3 +33,4 @@ def _structured_logs(logger: Any, **_: Any) -> None:
 
 app = make_celery(get_settings(), include=WORKER_MODULES)
 app.steps["consumer"].add(ForgetReservationsOnConnect)
+app.steps["consumer"].add(WaitForWarmPool)  # takes no job before the pool is warm

@@ -12,6 +12,10 @@ celery#3402):
 - **warm code paths**: torch, the pipeline and every probe a default job runs are imported and
   exercised once on a tiny CPU model (``TRAINABILITY_WORKER_WARMUP``), so a fresh worker's first
   job costs what its second does.
+- **a warm-up report**: at the end of its set-up each child writes its pid into a pipe the main
+  process opened before forking the pool (``WarmUpReports``, opened on ``worker_init``); the
+  main process takes jobs, and reports ready, only once every process of its pool has
+  reported (``worker.runtime.liveness.WaitForWarmPool``): a job submitted then starts at once.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from __future__ import annotations
 import logging
 import os
 import resource
+import select
 import time
+from collections.abc import Callable
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from worker.core.settings import Settings, get_settings
 
@@ -54,8 +60,72 @@ def set_memory_ceiling(limit: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+class WarmUpReports:
+    """A pipe through which the training processes tell the main process they are set up.
+
+    Opened in the main process before the pool forks, so every child inherits it. A child
+    writes its pid (one short line: a single atomic write) when its set-up has ended, warm-up
+    included, whether or not the warm-up succeeded. The write end is non-blocking and the
+    main process never closes the read end: a child that reports after nobody listens any
+    more (a respawn once the worker is ready) fills the pipe at worst and never blocks, and
+    never meets EPIPE (a child's SIGPIPE disposition is Celery's business, not ours).
+    """
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._reported: set[int] = set()
+        self._partial = b""
+
+    def report(self, pid: int) -> None:
+        """In a child: this process has finished its set-up."""
+        try:
+            os.write(self._write, f"{pid}\n".encode())
+        except OSError as exc:  # full: ~8000 unread reports, respawns after the worker's start
+            log.debug("warm-up report of process %d not written: %s", pid, exc)
+
+    def wait_for(self, pids: Callable[[], list[int]], timeout_s: float,
+                 should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """In the main process: until each process in ``pids()`` (the pool's, read again on
+        every report, as a child lost while warming up is replaced) has reported. False when
+        ``timeout_s`` passed or ``should_stop()`` came true first."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            current = pids()
+            if current and set(current) <= self._reported:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or should_stop():
+                return False
+            readable, _, _ = select.select([self._read], [], [], min(left, 0.2))
+            if readable:
+                self._read_reports()
+
+    def _read_reports(self) -> None:
+        # a read may end inside a line: its start waits in ``_partial`` for the rest
+        *lines, self._partial = (self._partial + os.read(self._read, 4096)).split(b"\n")
+        self._reported.update(int(line) for line in lines if line.isdigit())
+
+
+_reports: WarmUpReports | None = None
+
+
+def warm_up_reports() -> WarmUpReports | None:
+    """The pipe of this worker's children; None outside a worker's main process or child."""
+    return _reports
+
+
+@worker_init.connect
+def _open_reports(**_: Any) -> None:
+    """In the worker's main process, before its pool forks."""
+    global _reports
+    _reports = WarmUpReports()
+
+
 def warm_up(settings: Settings) -> float:
-    """Run a tiny job through the real pipeline; the seconds it took."""
+    """Run a tiny job through the real pipeline; the seconds it took, imports included (a
+    fresh process spends most of them importing torch and the pipeline)."""
+    started = time.perf_counter()
     import torch
 
     from worker.compute.pipeline import run_experiment
@@ -63,14 +133,20 @@ def warm_up(settings: Settings) -> float:
 
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)
-    started = time.perf_counter()
     run_experiment(ExperimentSpec.model_validate(WARMUP_SPEC))
     return time.perf_counter() - started
 
 
 @worker_process_init.connect
 def _init_child(sender: Any = None, **_: Any) -> None:
-    settings = get_settings()
+    try:
+        _set_up_child(get_settings())
+    finally:  # whatever happened, the main process must not wait on this child for nothing
+        if _reports is not None:
+            _reports.report(os.getpid())
+
+
+def _set_up_child(settings: Settings) -> None:
     children = int(os.environ.get("TRAINABILITY_WORKER_CHILDREN", "1"))
     limit = memory_ceiling(settings, children)
     if limit is not None:

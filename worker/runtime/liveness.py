@@ -4,6 +4,12 @@ Connected to Celery's ``worker_ready``/``worker_shutdown`` signals, so it runs i
 main process only (not the prefork child that trains), and keeps beating while a job runs.
 Imported by workers through ``WORKER_MODULES`` in ``worker.runtime.app``.
 
+``worker_ready`` (hence the first beat, what ``/readyz`` and the dispatcher count) comes only
+once the worker consumes, and a worker whose training processes warm up
+(``TRAINABILITY_WORKER_WARMUP``, ``worker.runtime.child``) starts consuming only once each
+process of its pool has warmed up (``WaitForWarmPool``): ready means a job submitted now starts
+at once, and no job waits seconds in a warming worker while another one is free.
+
 The same process notes each run task it receives (``task_received``: the message is now in
 kombu's unacknowledged set) with its node name and pid, the identity it beats under, so the
 reaper can tell a message held by a live worker from one held by a dead one
@@ -17,10 +23,13 @@ import functools
 import logging
 import os
 import re
+import time
 from typing import Any
 
 from celery import bootsteps
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import task_received, worker_ready, worker_shutdown
+from celery.worker import state as worker_state
 
 from worker.core.errors import TrainabilityError
 from worker.core.settings import get_settings
@@ -28,6 +37,7 @@ from worker.jobs.broker import Reservation, Reservations
 from worker.jobs.dispatch import RUN_EXPERIMENT_TASK
 from worker.jobs.redis_conn import connect
 from worker.jobs.registry import WorkerRegistry, registry_from_settings
+from worker.runtime.child import warm_up_reports
 from worker.runtime.periodic import Periodic
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -66,6 +76,8 @@ _current: LivenessBeat | None = None
 def _start_liveness(sender: Any, **_: Any) -> None:
     """``sender`` is the worker's consumer: its hostname and the queues it consumes."""
     global _current
+    if _shutting_down():  # a SIGTERM during the warm-up: never ready
+        return
     settings = get_settings()
     registry = registry_from_settings(settings)
     queues = sorted(q.name for q in sender.task_consumer.queues)
@@ -138,3 +150,62 @@ class ForgetReservationsOnConnect(bootsteps.StartStopStep):
         if forgotten:
             log.warning("%d message(s) received on the lost broker connection are no longer "
                         "held here; the reaper sends their jobs again", len(forgotten))
+
+
+def _pool_pids(pool: PreforkPool) -> list[int]:
+    """The pids of the pool's processes now (Celery's own ``inspect stats`` field); none
+    while the pool misses one (a lost child not yet replaced) or is closing."""
+    try:
+        pids = list(pool.info.get("processes") or [])
+        return pids if len(pids) >= pool.num_processes else []
+    except (AttributeError, TypeError):  # the pool is closing: ``_pool`` is gone
+        return []
+
+
+def _shutting_down() -> bool:
+    """Celery's signal handlers (SIGTERM, SIGQUIT, ...) only set these flags, to an exit
+    code (0 for a warm shutdown: set, though falsy)."""
+    return any(flag is not None and flag is not False
+               for flag in (worker_state.should_stop, worker_state.should_terminate))
+
+
+class WaitForWarmPool(bootsteps.StartStopStep):
+    """Consumer step: on the first connection, take no message until each training process
+    has warmed up (or ``worker_proc_alive_timeout`` passed, with a warning).
+
+    Celery starts consuming, then sends ``worker_ready``, right after the consumer steps,
+    seconds before a fresh training process has imported torch; its first job then sat in the
+    worker's main process for the rest of the warm-up while ``/readyz`` counted the worker
+    (``bench/bench_first_job.py``). Blocking here, as Celery's own Mingle step does, delays
+    both. The children warm up on their own meanwhile and say so through
+    ``worker.runtime.child.WarmUpReports``. Only the first start waits, not a reconnection: a
+    child respawned later (after a crash) warms up while the worker stays ready, serving
+    jobs with its other processes; leaving the registry meanwhile would have the reaper and
+    ``/readyz`` take a running worker for a gone one. A worker without warm-up, or without
+    training processes (the notifier's thread pool), does not wait.
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._waited = False
+
+    def start(self, parent: Any) -> None:
+        if self._waited:
+            return
+        self._waited = True
+        pool = getattr(parent.controller, "pool", None)
+        reports = warm_up_reports()
+        if not (get_settings().worker_warmup and isinstance(pool, PreforkPool)
+                and reports is not None):
+            return
+        timeout_s = float(parent.app.conf.worker_proc_alive_timeout)
+        began = time.monotonic()
+        log.info("worker %s: waiting for its training processes to warm up", parent.hostname)
+        if reports.wait_for(lambda: _pool_pids(pool), timeout_s, should_stop=_shutting_down):
+            log.info("worker %s: %d training process(es) warmed up after %.1f s",
+                     parent.hostname, len(_pool_pids(pool)), time.monotonic() - began)
+        elif not _shutting_down():
+            log.warning("worker %s: training processes still warming up after %.0f s; "
+                        "taking jobs anyway", parent.hostname, timeout_s)
