@@ -9,14 +9,17 @@ verdict asks for the parts it needs. ``fields`` names top-level parts of the res
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from service.schemas.experiments import ExperimentPublic
 from worker.core.result import RESULT_PARTS, ExperimentResult, ExperimentResultPart
 from worker.jobs.records import JobRecord
+
+log = logging.getLogger(__name__)
 
 _PART = "|".join(RESULT_PARTS)
 FieldsParam = Annotated[str | None, Query(
@@ -41,8 +44,13 @@ class ExperimentView(ExperimentPublic):
             return ExperimentPublic.from_record(job)
         wanted = fields.split(",")
         public = ExperimentPublic.from_record(dataclasses.replace(job, result=None))
-        part = None
+        part, error = None, public.error
         if job.is_final and job.result is not None:
-            part = ExperimentResultPart.model_validate(
-                {name: job.result[name] for name in wanted if name in job.result})
-        return cls(**{**dict(public), "result": part})
+            try:
+                part = ExperimentResultPart.model_validate(
+                    {name: job.result[name] for name in wanted if name in job.result})
+            except ValidationError as exc:  # as ExperimentPublic: the job stays readable
+                log.warning("job %s: stored result does not match the result schema: %s",
+                            job.id, exc)
+                error = error or "the stored result does not match this server's result schema"
+        return cls(**{**dict(public), "result": part, "error": error})

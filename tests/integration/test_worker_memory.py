@@ -28,6 +28,7 @@ def spec(data: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_job_past_the_memory_ceiling_fails_with_the_reason_and_the_worker_goes_on(
         redis_server, worker_farm):
+    """Hardening item 1: RLIMIT_AS fails the one job that allocates too much, cleanly."""
     host = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     farm = worker_farm(DB, {"TRAINABILITY_WORKER_MEMORY_FRACTION": f"{CEILING / host:.6f}"})
     worker = farm.start("mem")

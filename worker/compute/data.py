@@ -2,6 +2,12 @@
 
 Data is drawn with NumPy from the spec's seed, so the same spec gives the same examples on
 every device; it is then moved to the device once (no DataLoader: batches are index lookups).
+
+Large inputs are made in place: the teacher's Gaussian inputs are drawn ``CHUNK_FLOATS`` at a
+time into one float32 array (and its hidden layers computed chunk by chunk), and
+standardization works in place, so the peak is the float32 data plus one copy while its
+statistics are computed -- the two copies ``worker/core/budgets.py`` counts -- not the float64
+draws and the temporaries of each step.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from worker.core.spec import (
 )
 
 FloatArray = NDArray[np.float32]
+
+#: Values drawn (or hidden units computed) at a time while generating large inputs: the float64
+#: temporaries stay near 8 MiB whatever the dataset's size.
+CHUNK_FLOATS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -98,27 +108,44 @@ def _generate(spec: AnyData, rng: np.random.Generator) -> tuple[FloatArray, Floa
 
 
 def _standardize(a: FloatArray, reference: FloatArray) -> FloatArray:
-    """Zero mean, unit variance per feature, with statistics from the training split only."""
+    """Zero mean, unit variance per feature, with statistics from the training split only
+    (``reference``, a view of ``a``); in place when ``a`` is float32 already."""
+    out: FloatArray = np.asarray(a, dtype=np.float32)
     mean = reference.mean(axis=0, keepdims=True)
     std = reference.std(axis=0, keepdims=True)
-    out: FloatArray = ((a - mean) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
+    out -= mean
+    out /= np.where(std > 1e-8, std, 1.0)
     return out
+
+
+def _row_chunks(n: int, per_row: int) -> list[slice]:
+    """Consecutive row ranges of ``range(n)``, about ``CHUNK_FLOATS`` values each."""
+    rows = max(1, CHUNK_FLOATS // max(per_row, 1))
+    return [slice(start, min(start + rows, n)) for start in range(0, n, rows)]
 
 
 def _teacher(spec: TeacherData, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
     """Gaussian inputs through a random tanh MLP (weights N(0, 1.5^2/fan_in)): nonlinear targets."""
+    # Drawn in row chunks in the order one draw of the whole would make them (inputs, weights,
+    # noise): the same values, without an n x input_dim float64 array (module docstring).
     n = spec.n_train + spec.n_val
-    x = rng.standard_normal((n, spec.input_dim)).astype(np.float32)
-    h = x
+    x = np.empty((n, spec.input_dim), dtype=np.float32)
+    for rows in _row_chunks(n, spec.input_dim):
+        x[rows] = rng.standard_normal((rows.stop - rows.start, spec.input_dim))
     dims = [spec.input_dim] + [spec.teacher_width] * spec.teacher_depth
-    for n_in, n_out in zip(dims[:-1], dims[1:], strict=True):
-        w = rng.standard_normal((n_in, n_out)) * (1.5 / np.sqrt(n_in))
-        h = np.tanh(h @ w)
+    weights = [rng.standard_normal((n_in, n_out)) * (1.5 / np.sqrt(n_in))
+               for n_in, n_out in zip(dims[:-1], dims[1:], strict=True)]
     w_out = rng.standard_normal((dims[-1], spec.output_dim)) / np.sqrt(dims[-1])
-    out = h @ w_out + spec.noise * rng.standard_normal((n, spec.output_dim))
-    if spec.task == "classification":
-        return x, out.argmax(axis=1).astype(np.float32)  # class ids, cast to long later
-    return x, out.astype(np.float32)
+    classes = spec.task == "classification"
+    y = np.empty((n,) if classes else (n, spec.output_dim), dtype=np.float32)
+    for rows in _row_chunks(n, max(*dims, spec.output_dim)):
+        h = x[rows]
+        for w in weights:
+            h = np.tanh(h @ w)
+        out = h @ w_out + spec.noise * rng.standard_normal((rows.stop - rows.start,
+                                                            spec.output_dim))
+        y[rows] = out.argmax(axis=1) if classes else out  # class ids, cast to long later
+    return x, y
 
 
 def _spirals(spec: SpiralsData, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:

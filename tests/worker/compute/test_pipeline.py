@@ -359,3 +359,54 @@ def test_every_family_trains(case):
     model, data = FAMILY_CASES[case]
     result = check_trains(make(model, data))
     assert "gradient_flow" in result
+
+
+def test_hardening_5_a_run_probed_at_every_step_keeps_at_most_the_cap():
+    """Hardening item 5: diagnostics.every: 1 runs (and records) at most MAX_PROBES_PER_RUN."""
+    from worker.core.probe_schedule import MAX_PROBES_PER_RUN
+
+    spec = ExperimentSpec.model_validate({
+        "spec_version": 1, "model": MLP, "data": VEC,
+        "training": {"steps": 200, "batch_size": 16, "device": "cpu"},
+        "diagnostics": {"preset": "basic", "probe_batch_size": 16, "every": 1},
+    })
+    flow = run_experiment(spec)["gradient_flow"]
+    assert len(flow["probe_steps"]) == len(flow["probes"]) <= MAX_PROBES_PER_RUN
+    assert flow["probe_steps"][0] == 0 and flow["probe_steps"][-1] == 200
+
+
+@pytest.fixture(scope="module")
+def warm() -> None:
+    """First-use imports (torch's optimizer pulls in its compiler) must not eat a time limit."""
+    run_experiment(make(MLP, VEC))
+
+
+def _limited(data: dict[str, Any], steps: int, limit_s: float) -> ExperimentSpec:
+    return ExperimentSpec.model_validate({
+        "spec_version": 1, "model": MLP, "data": data,
+        "training": {"steps": steps, "batch_size": 8, "device": "cpu", "time_limit_s": limit_s},
+        "diagnostics": {"preset": "off", "curve_points": 10},
+    })
+
+
+def test_hardening_11_the_time_limit_holds_inside_a_logging_window(warm):
+    """Hardening item 11: one logging window (100,000 steps) far longer than the 0.5 s limit
+    still stops at the limit, with a partial result."""
+    spec = _limited(VEC, 1_000_000, 0.5)  # curve_points 10: a window every 100,000 steps
+    summary = run_experiment(spec)["summary"]
+    assert summary["outcome"] == "timed_out"
+    assert 0 < summary["steps"] < 100_000  # stopped inside the first window
+    assert summary["train_time_s"] <= 0.5 + 0.3, summary["train_time_s"]
+    assert summary["final_val_loss"] is not None  # the partial result is evaluated
+
+
+def test_hardening_11_the_time_limit_counts_data_generation(warm):
+    """Hardening item 11: a job whose data take longer than its limit trains no step and
+    still ends with a (partial) result."""
+    # a deep, wide teacher: slow to generate (well over 0.15 s), small in memory
+    data = {"kind": "teacher", "input_dim": 32, "teacher_width": 1024, "teacher_depth": 10,
+            "n_train": 1000, "n_val": 100}
+    summary = run_experiment(_limited(data, 1_000_000, 0.15))["summary"]
+    assert summary["outcome"] == "timed_out"
+    assert summary["steps"] == 0  # on main: the limit started after the data, then trained
+    assert summary["final_val_loss"] is not None

@@ -123,3 +123,53 @@ def test_invalid_forms_fail_analysis_naming_the_layer(case):
         analyze(spec)  # ... but the layers do not fit the data
     assert info.value.loc == loc, info.value.message
     assert info.value.message
+
+
+# --- layers the analysis builds itself --------------------------------------------------------
+# The analysis constructs layers from other fields: the head from the data (its width is the
+# number of classes or targets), each family's blocks from width/dropout, the transformer's
+# embedding from its width. Found on main: inline class ids >= 8192 built a head that failed
+# its own validation inside analyze, an unhandled ValidationError (a 500). Each construction
+# is driven here past its bounds (the outer field's validation bypassed with model_copy, as
+# no request can) and must come out as a ShapeError naming the part of the spec.
+
+MARKOV = {"kind": "markov_language", "vocab": 8, "order": 1, "length": 12, "n_train": 64,
+          "n_val": 16}
+
+
+def _bypassing(spec: ExperimentSpec, part: str, **fields: Any) -> ExperimentSpec:
+    """``spec`` with ``fields`` of ``spec.<part>`` set without validation."""
+    section = getattr(spec, part).model_copy(update=fields)
+    return spec.model_copy(update={part: section})
+
+
+INTERNAL_CONSTRUCTIONS = {
+    "head from class ids": (make(layers(lin(8), act("relu")), inline([[0.0], [1.0]] * 8,
+                                                                     [0, 1] * 8)),
+                            "data", {"y": [0, 9000] * 8}, ("data",)),
+    "head from teacher outputs": (make(layers(lin(8)), TEACHER), "data", {"output_dim": 9000},
+                                  ("data",)),
+    "head of a family": (make(MLP, TEACHER), "data", {"output_dim": 9000}, ("model",)),
+    "mlp blocks": (make(MLP, VEC), "model", {"width": 10_000}, ("model",)),
+    "resmlp stem": (make({"family": "resmlp", "depth": 2, "width": 8}, VEC), "model",
+                    {"width": 10_000}, ("model",)),
+    "mlp dropout": (make(MLP, VEC), "model", {"dropout": 1.5}, ("model",)),
+    "cnn blocks": (make({"family": "cnn", "depth": 1, "width": 2}, IMG), "model",
+                   {"width": 10_000}, ("model",)),
+    "recurrent layers": (make({"family": "lstm", "depth": 1, "width": 4}, SEQ), "model",
+                         {"width": 10_000}, ("model",)),
+    "transformer embedding": (make({"family": "transformer", "depth": 1, "width": 8}, MARKOV),
+                              "model", {"width": 10_000}, ("model",)),
+}
+
+
+@pytest.mark.parametrize("case", list(INTERNAL_CONSTRUCTIONS))
+def test_hardening_2_every_internal_construction_fails_as_a_shape_error(case):
+    """Hardening item 2: a layer the analysis builds and refuses is a ShapeError naming the
+    data or the model (a 422), never a ValidationError (a 500)."""
+    spec, part, fields, loc = INTERNAL_CONSTRUCTIONS[case]
+    analyze(spec)  # the valid spec fits
+    with pytest.raises(ShapeError) as refused:
+        analyze(_bypassing(spec, part, **fields))
+    assert refused.value.loc == loc
+    assert refused.value.message.startswith("the design implies an invalid "), refused.value

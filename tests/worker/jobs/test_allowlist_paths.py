@@ -30,6 +30,7 @@ ALLOW = ["http://127.0.0.1:18090/ci/", "http://127.0.0.1:18091/ci"]
     "http://127.0.0.1:18091/cix/y",
 ])
 def test_paths_that_leave_the_allowed_prefix_are_refused(url: str) -> None:
+    """Hardening item 7: dot segments, encoded dots/slashes, backslashes, userinfo."""
     with pytest.raises(CallbackRefused):
         check_callback_url(url, ALLOW)
 

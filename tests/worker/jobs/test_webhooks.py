@@ -7,6 +7,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -225,3 +226,68 @@ def test_a_destination_removed_from_the_allowlist_is_not_called(store, receiver)
     assert deliver_webhook(store, job.id, narrowed, attempt=1, last_attempt=False) == "failed"
     assert receiver.requests == []
     assert "refused" in store.get(job.id).webhook["last_error"]
+
+
+# --- a slow receiver ---------------------------------------------------------------------------
+
+
+class DripReceiver:
+    """On 127.0.0.1 only: reads the request, sends its status line and headers, then the body
+    one byte every ``interval_s`` (each read is quick, the whole answer is slow: 4 s)."""
+
+    HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\n"
+    BODY = b"received"
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(65536)
+                try:
+                    conn.sendall(self.HEAD)
+                    for byte in self.BODY:
+                        if self.stop.wait(self.interval_s):
+                            return
+                        conn.sendall(bytes([byte]))
+                except OSError:  # the client gave up
+                    continue
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_hardening_6_a_slow_receiver_ends_at_the_delivery_deadline(store):
+    """Hardening item 6: a byte every 0.5 s never trips the 3 s per-read timeout; the 1.5 s
+    deadline for the whole delivery ends it."""
+    receiver = DripReceiver(interval_s=0.5)
+    try:
+        job = finished_job(store, f"http://127.0.0.1:{receiver.port}/hook")
+        settings = Settings(webhook_allowlist=["127.0.0.1"], webhook_secret=SECRET,
+                            webhook_timeout_s=3, webhook_deadline_s=1.5)
+        started = time.monotonic()
+        outcome = deliver_webhook(store, job.id, settings, attempt=1, last_attempt=False)
+        took = time.monotonic() - started
+    finally:
+        receiver.close()
+    assert outcome == "retry"
+    assert 1.4 <= took < 2.5, took
+    state = store.get(job.id).webhook
+    assert state["state"] == "retrying" and "DeadlineExceeded" in state["last_error"]
+    assert "1.5 s deadline" in state["last_error"]

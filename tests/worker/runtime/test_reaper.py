@@ -9,10 +9,11 @@ import time
 import pytest
 
 from worker.core.settings import Settings
-from worker.jobs.broker import UNACKED_KEY
+from worker.jobs.broker import UNACKED_INDEX_KEY, UNACKED_KEY, Reservation, Reservations
 from worker.jobs.dispatch import CeleryDispatcher
 from worker.jobs.redis_store import RedisJobStore
-from worker.runtime.reaper import Reaper, ReaperThread, job_ids_in_broker
+from worker.jobs.registry import RedisWorkerRegistry
+from worker.runtime.reaper import Reaper, ReaperThread, job_ids_in_broker, job_ids_waiting
 
 DB = 14
 SPEC = '{"spec_version":1}'
@@ -131,3 +132,64 @@ def test_one_reaper_leads_at_a_time(client, reaper):
     assert a.leads()  # the holder keeps it
     client.delete("lock")  # node-a died: its lock expires
     assert b.leads() and not a.leads()
+
+
+def test_hardening_8_a_message_reserved_by_a_gone_worker_is_sent_again(store, client, reaper,
+                                                                       dispatcher, settings):
+    """Hardening item 8: a task reserved by a worker that died is re-sent, not left 2 h."""
+    registry = RedisWorkerRegistry(client, prefix=settings.key_prefix,
+                                   ttl_seconds=settings.liveness_ttl_s)
+    reservations = Reservations(client, prefix=settings.key_prefix,
+                                ttl_s=settings.broker_visibility_timeout_s)
+    registry.beat("alive@h", ["cpu"], pid=777)
+
+    def reserve(job_id: str, tag: str, node: str, pid: int) -> None:
+        """A worker received the task (kombu moved it to unacked) and noted it."""
+        dispatcher.enqueue(job_id, queue="cpu")
+        message = next(m for m in client.lrange("cpu", 0, -1) if job_id in m)
+        client.lrem("cpu", 1, message)
+        client.hset(UNACKED_KEY, tag, f'[{message}, "", "cpu"]')
+        client.zadd(UNACKED_INDEX_KEY, {tag: time.time()})
+        reservations.record(tag, Reservation(node=node, pid=pid, job_id=job_id))
+
+    orphaned = store.create(SPEC, name=None, queue="cpu")
+    reserve(orphaned.id, "tag-dead", "gone@h", 4242)  # that worker is not in the registry
+    held = store.create(SPEC, name=None, queue="cpu")
+    reserve(held.id, "tag-live", "alive@h", 777)
+    time.sleep(0.3)  # older than queued_lost_after_s
+
+    report = reaper.run_once()
+
+    assert report.resent == [orphaned.id]
+    assert orphaned.id in job_ids_waiting(client, ["cpu"])  # back in its queue
+    assert set(client.hkeys(UNACKED_KEY)) == {"tag-live"}  # the dead copy is gone
+    assert set(reservations.all()) == {"tag-live"}
+    assert store.get(orphaned.id).status == "queued"
+    assert reaper.run_once().resent == []  # once
+
+
+def test_hardening_9_live_jobs_outlive_the_retention_and_final_ones_keep_it(
+        client, dispatcher, settings):
+    """Hardening item 9: retention counts from the final state; queued and running records
+    (and their indexes) are refreshed while they live."""
+    retention = 2
+    store = RedisJobStore(client, prefix=settings.key_prefix, retention_seconds=retention)
+    reaper = Reaper(store, dispatcher, settings)
+    waiting = store.create(SPEC, name=None, queue="cpu", owner="alice", tags=["nightly"])
+    running = store.create(SPEC, name=None, queue="cpu")
+    store.claim(running.id, worker="w", holder="w|1", lease_ttl_s=30, max_attempts=2)
+    dispatcher.enqueue(waiting.id, queue="cpu")  # not lost: only kept alive
+
+    for _ in range(3):  # 2.4 s: longer than the retention, with no write to the jobs
+        time.sleep(0.8)
+        report = reaper.run_once(keep_alive=True)
+
+    assert store.get(waiting.id).status == "queued"
+    assert store.get(running.id).status == "running"
+    assert report.kept_alive == 2
+    assert [j.id for j in store.list_jobs(owner="alice", tags=["nightly"]).items] == [waiting.id]
+    store.finish(running.id, "succeeded", attempt=1, result={})
+    reaper.run_once(keep_alive=True)  # a final job is not refreshed any more
+    ttl_ms = client.pttl(store.job_key(running.id))
+    assert 0 < ttl_ms <= retention * 1000  # it lives the retention from its end
+    assert client.pttl(store.job_key(waiting.id)) > (retention - 0.5) * 1000
