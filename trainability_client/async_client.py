@@ -4,8 +4,7 @@ calls, awaited; the same errors and polling)."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -19,10 +18,12 @@ from trainability_client.client import (
     RemediesCallback,
     SpecLike,
     SweepCallback,
+    T,
     _Base,
-    load_spec,
+    _Wait,
+    _with_cursor,
 )
-from trainability_client.errors import ConnectionFailed, TrainabilityError, WaitTimeout
+from trainability_client.errors import ConnectionFailed, TrainabilityError
 from trainability_client.models import Experiment, Remedies, Sweep, SweepAccepted
 
 
@@ -58,12 +59,34 @@ class AsyncClient(_Base):
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return (await self._request(method, path, **kwargs)).json()
 
+    async def _poll(self, fetch: Callable[[], Awaitable[T]], wait: _Wait[T]) -> T:
+        """``Client._poll``, awaited."""
+        while True:
+            try:
+                value = await fetch()
+            except TrainabilityError as exc:
+                wait.failed(exc)
+            else:
+                if wait.answered(value):
+                    return value
+            await asyncio.sleep(wait.delay())
+
+    async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """``Client._pages``, awaited."""
+        cursor: str | None = None
+        while True:
+            page = await self._json("GET", path, params=_with_cursor(params, cursor))
+            for item in page["data"]:
+                yield item
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
     async def submit(self, spec: SpecLike, *, wait: bool = False,
                      idempotency_key: str | None = None, timeout: float = 3600.0,
                      on_progress: ProgressCallback | None = None,
                      tags: Sequence[str] | None = None) -> Experiment:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = load_spec(spec) | ({"tags": list(tags)} if tags is not None else {})
+        body, headers = self._submission(spec, idempotency_key, tags)
         accepted = await self._json("POST", "/v1/experiments", json=body, headers=headers)
         if wait:
             return await self.wait(accepted["id"], timeout=timeout, on_progress=on_progress)
@@ -75,33 +98,11 @@ class AsyncClient(_Base):
     async def wait(self, job_id: str, *, timeout: float = 3600.0,
                    on_progress: ProgressCallback | None = None,
                    backoff: Backoff | None = None) -> Experiment:
-        backoff = backoff or Backoff()
-        deadline = time.monotonic() + timeout
-        last: Experiment | None = None
-        while True:
-            retry_after = None
-            try:
-                last = await self.get(job_id)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.is_final:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"experiment {job_id} not final after {timeout:.0f} s", last)
-            await asyncio.sleep(delay)
+        wait = self._experiment_wait(job_id, timeout, on_progress, backoff)
+        return await self._poll(lambda: self.get(job_id), wait)
 
     async def result(self, job_id: str) -> dict[str, Any]:
-        job = await self.get(job_id)
-        if job.result is None:
-            raise TrainabilityError(f"experiment {job_id} is {job.status} and has no result"
-                                    + (f": {job.error}" if job.error else ""))
-        return job.result
+        return self._result_of(job_id, await self.get(job_id))
 
     async def cancel(self, job_id: str) -> Experiment:
         await self._request("POST", f"/v1/experiments/{job_id}/cancel")
@@ -117,17 +118,9 @@ class AsyncClient(_Base):
         page_size: int = 50,
     ) -> AsyncIterator[dict[str, Any]]:
         """The experiments that match every filter given, newest first (see ``Client``)."""
-        cursor: str | None = None
-        while True:
-            params = self._filters(status, tag, sweep, created_after, page_size)
-            if cursor:
-                params["cursor"] = cursor
-            page = await self._json("GET", "/v1/experiments", params=params)
-            for item in page["data"]:
-                yield item
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        async for item in self._pages(
+                "/v1/experiments", self._filters(status, tag, sweep, created_after, page_size)):
+            yield item
 
     async def report(self, job_id: str) -> str:
         return (await self._request("GET", f"/v1/experiments/{job_id}/report")).text
@@ -141,9 +134,7 @@ class AsyncClient(_Base):
                            variants: Mapping[str, Mapping[str, Any]] | None = None,
                            mode: Literal["grid", "zip"] = "grid", name: str | None = None,
                            tags: Sequence[str] | None = None) -> SweepAccepted:
-        body = self._sweep_body(base, axes, variants, mode, name)
-        if tags is not None:
-            body["tags"] = list(tags)
+        body = self._sweep_body(base, axes, variants, mode, name, tags)
         return SweepAccepted.from_json(await self._json("POST", "/v1/sweeps", json=body))
 
     async def sweep(self, sweep_id: str, *, sort: str = "point",
@@ -154,26 +145,8 @@ class AsyncClient(_Base):
 
     async def wait_sweep(self, sweep_id: str, *, timeout: float = 3600.0,
                          on_progress: SweepCallback | None = None) -> Sweep:
-        backoff = Backoff(maximum=3.0)
-        deadline = time.monotonic() + timeout
-        last: Sweep | None = None
-        while True:
-            retry_after = None
-            try:
-                last = await self.sweep(sweep_id)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.done:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"sweep {sweep_id} not done after {timeout:.0f} s", last)
-            await asyncio.sleep(delay)
+        return await self._poll(lambda: self.sweep(sweep_id),
+                                self._sweep_wait(sweep_id, timeout, on_progress))
 
     async def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
@@ -209,23 +182,5 @@ class AsyncClient(_Base):
 
     async def wait_remedies(self, job_id: str, *, timeout: float = 3600.0,
                             on_progress: RemediesCallback | None = None) -> Remedies:
-        backoff = Backoff(maximum=3.0)
-        deadline = time.monotonic() + timeout
-        last: Remedies | None = None
-        while True:
-            retry_after = None
-            try:
-                last = await self.remedies(job_id)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.done:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"remedies of {job_id} not done after {timeout:.0f} s", last)
-            await asyncio.sleep(delay)
+        return await self._poll(lambda: self.remedies(job_id),
+                                self._remedies_wait(job_id, timeout, on_progress))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Generic, Literal, Self, TypeVar
 
 import httpx
 
@@ -37,6 +37,7 @@ ProgressCallback = Callable[[Experiment], None]
 SweepCallback = Callable[[Sweep], None]
 RemediesCallback = Callable[[Remedies], None]
 PlotFormat = Literal["png", "svg"]
+T = TypeVar("T")
 
 
 def load_spec(spec: SpecLike) -> dict[str, Any]:
@@ -65,6 +66,50 @@ class Backoff:
         return max(delay, retry_after or 0.0)
 
 
+def _transient(exc: TrainabilityError) -> float | None:
+    """While waiting, a 503/429/connection blip is retried; returns its Retry-After."""
+    if isinstance(exc, Unavailable | RateLimited):
+        return exc.retry_after or 0.0
+    return None
+
+
+class _Wait(Generic[T]):
+    """One wait of either client: what ends it, who hears each answer, how long to sleep
+    between tries and when to give up (the clients differ only in how they fetch and sleep)."""
+
+    def __init__(self, what: str, timeout: float, done: Callable[[T], bool],
+                 on_progress: Callable[[T], None] | None, backoff: Backoff) -> None:
+        self.what, self.timeout, self.done = what, timeout, done
+        self.on_progress, self.backoff = on_progress, backoff
+        self.deadline = time.monotonic() + timeout
+        self.last: T | None = None
+        self.retry_after: float | None = None
+
+    def answered(self, value: T) -> bool:
+        """Note an answer (and report it); True when it ends the wait."""
+        self.last, self.retry_after = value, None
+        if self.on_progress is not None:
+            self.on_progress(value)
+        return self.done(value)
+
+    def failed(self, error: TrainabilityError) -> None:
+        """Note a try that failed: a transient error is waited out, any other raised again."""
+        self.retry_after = _transient(error)
+        if self.retry_after is None:
+            raise error
+
+    def delay(self) -> float:
+        """Seconds to sleep before the next try (``WaitTimeout`` once past the deadline)."""
+        delay = self.backoff.next(self.retry_after)
+        if time.monotonic() + delay > self.deadline:
+            raise WaitTimeout(f"{self.what} after {self.timeout:.0f} s", self.last)
+        return delay
+
+
+def _with_cursor(params: dict[str, Any], cursor: str | None) -> dict[str, Any]:
+    return {**params, "cursor": cursor} if cursor else params
+
+
 class _Base:
     def __init__(self, base_url: str | None, api_key: str | None) -> None:
         self.base_url = (base_url or os.environ.get("TRAINABILITY_URL") or DEFAULT_URL)
@@ -84,16 +129,34 @@ class _Base:
         raise error_from_response(response.status_code, response.content, response.headers)
 
     @staticmethod
+    def _submission(spec: SpecLike, idempotency_key: str | None,
+                    tags: Sequence[str] | None) -> tuple[dict[str, Any], dict[str, str]]:
+        """The body and headers of ``POST /v1/experiments``."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = load_spec(spec) | ({"tags": list(tags)} if tags is not None else {})
+        return body, headers
+
+    @staticmethod
     def _sweep_body(base: SpecLike, axes: Mapping[str, Sequence[Any]] | None,
                     variants: Mapping[str, Mapping[str, Any]] | None, mode: str,
-                    name: str | None) -> dict[str, Any]:
+                    name: str | None, tags: Sequence[str] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"base": load_spec(base), "mode": mode,
                                 "axes": {k: list(v) for k, v in (axes or {}).items()}}
         if variants:
             body["variants"] = {k: dict(v) for k, v in variants.items()}
         if name is not None:
             body["name"] = name
+        if tags is not None:
+            body["tags"] = list(tags)
         return body
+
+    @staticmethod
+    def _result_of(job_id: str, job: Experiment) -> dict[str, Any]:
+        """The result of an ended experiment (``TrainabilityError`` while it has none)."""
+        if job.result is None:
+            raise TrainabilityError(f"experiment {job_id} is {job.status} and has no result"
+                                    + (f": {job.error}" if job.error else ""))
+        return job.result
 
     @staticmethod
     def _filters(status: str | None, tag: str | Sequence[str] | None, sweep: str | None,
@@ -112,11 +175,22 @@ class _Base:
         return params
 
     @staticmethod
-    def _transient(exc: TrainabilityError) -> float | None:
-        """While waiting, a 503/429/connection blip is retried; returns its Retry-After."""
-        if isinstance(exc, Unavailable | RateLimited):
-            return exc.retry_after or 0.0
-        return None
+    def _experiment_wait(job_id: str, timeout: float, on_progress: ProgressCallback | None,
+                         backoff: Backoff | None) -> _Wait[Experiment]:
+        return _Wait(f"experiment {job_id} not final", timeout, lambda job: job.is_final,
+                     on_progress, backoff or Backoff())
+
+    @staticmethod
+    def _sweep_wait(sweep_id: str, timeout: float,
+                    on_progress: SweepCallback | None) -> _Wait[Sweep]:
+        return _Wait(f"sweep {sweep_id} not done", timeout, lambda sweep: sweep.done,
+                     on_progress, Backoff(maximum=3.0))
+
+    @staticmethod
+    def _remedies_wait(job_id: str, timeout: float,
+                       on_progress: RemediesCallback | None) -> _Wait[Remedies]:
+        return _Wait(f"remedies of {job_id} not done", timeout, lambda twins: twins.done,
+                     on_progress, Backoff(maximum=3.0))
 
 
 class Client(_Base):
@@ -150,6 +224,28 @@ class Client(_Base):
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._request(method, path, **kwargs).json()
 
+    def _poll(self, fetch: Callable[[], T], wait: _Wait[T]) -> T:
+        """Fetch until an answer ends ``wait``, sleeping between the tries."""
+        while True:
+            try:
+                value = fetch()
+            except TrainabilityError as exc:
+                wait.failed(exc)
+            else:
+                if wait.answered(value):
+                    return value
+            time.sleep(wait.delay())
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated listing, fetching pages as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page = self._json("GET", path, params=_with_cursor(params, cursor))
+            yield from page["data"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
     # --- experiments -----------------------------------------------------------------------
 
     def submit(self, spec: SpecLike, *, wait: bool = False, idempotency_key: str | None = None,
@@ -157,8 +253,7 @@ class Client(_Base):
                tags: Sequence[str] | None = None) -> Experiment:
         """Submit a spec (labelled with ``tags``); with ``wait=True`` return only once the
         experiment has ended."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = load_spec(spec) | ({"tags": list(tags)} if tags is not None else {})
+        body, headers = self._submission(spec, idempotency_key, tags)
         accepted = self._json("POST", "/v1/experiments", json=body, headers=headers)
         if wait:
             return self.wait(accepted["id"], timeout=timeout, on_progress=on_progress)
@@ -171,34 +266,12 @@ class Client(_Base):
              on_progress: ProgressCallback | None = None,
              backoff: Backoff | None = None) -> Experiment:
         """Poll until the experiment is final (``WaitTimeout`` after ``timeout`` seconds)."""
-        backoff = backoff or Backoff()
-        deadline = time.monotonic() + timeout
-        last: Experiment | None = None
-        while True:
-            retry_after = None
-            try:
-                last = self.get(job_id)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.is_final:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"experiment {job_id} not final after {timeout:.0f} s", last)
-            time.sleep(delay)
+        wait = self._experiment_wait(job_id, timeout, on_progress, backoff)
+        return self._poll(lambda: self.get(job_id), wait)
 
     def result(self, job_id: str) -> dict[str, Any]:
         """The result JSON of an ended experiment (``Conflict`` while it has none)."""
-        job = self.get(job_id)
-        if job.result is None:
-            raise TrainabilityError(f"experiment {job_id} is {job.status} and has no result"
-                                    + (f": {job.error}" if job.error else ""))
-        return job.result
+        return self._result_of(job_id, self.get(job_id))
 
     def cancel(self, job_id: str) -> Experiment:
         """Ask the service to stop an experiment; returns it as it is afterwards."""
@@ -216,16 +289,8 @@ class Client(_Base):
     ) -> Iterator[dict[str, Any]]:
         """The experiments that match every filter given, newest first, page by page as the
         iteration goes (``tag``: one tag or several, all required)."""
-        cursor: str | None = None
-        while True:
-            params = self._filters(status, tag, sweep, created_after, page_size)
-            if cursor:
-                params["cursor"] = cursor
-            page = self._json("GET", "/v1/experiments", params=params)
-            yield from page["data"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        yield from self._pages("/v1/experiments",
+                               self._filters(status, tag, sweep, created_after, page_size))
 
     def report(self, job_id: str) -> str:
         """The experiment's HTML report."""
@@ -243,9 +308,7 @@ class Client(_Base):
                      tags: Sequence[str] | None = None) -> SweepAccepted:
         """Start a sweep: one experiment per point of ``axes`` (and ``variants``), each
         labelled with ``tags``."""
-        body = self._sweep_body(base, axes, variants, mode, name)
-        if tags is not None:
-            body["tags"] = list(tags)
+        body = self._sweep_body(base, axes, variants, mode, name, tags)
         return SweepAccepted.from_json(self._json("POST", "/v1/sweeps", json=body))
 
     def sweep(self, sweep_id: str, *, sort: str = "point",
@@ -258,26 +321,8 @@ class Client(_Base):
                    on_progress: SweepCallback | None = None, sort: str = "point",
                    order: Literal["asc", "desc"] = "asc") -> Sweep:
         """Poll until every point of the sweep has ended."""
-        backoff = Backoff(maximum=3.0)
-        deadline = time.monotonic() + timeout
-        last: Sweep | None = None
-        while True:
-            retry_after = None
-            try:
-                last = self.sweep(sweep_id, sort=sort, order=order)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.done:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"sweep {sweep_id} not done after {timeout:.0f} s", last)
-            time.sleep(delay)
+        return self._poll(lambda: self.sweep(sweep_id, sort=sort, order=order),
+                          self._sweep_wait(sweep_id, timeout, on_progress))
 
     def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._json("POST", f"/v1/sweeps/{sweep_id}/cancel")
@@ -289,16 +334,7 @@ class Client(_Base):
         return result
 
     def list_sweeps(self, *, page_size: int = 50) -> Iterator[dict[str, Any]]:
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if cursor:
-                params["cursor"] = cursor
-            page = self._json("GET", "/v1/sweeps", params=params)
-            yield from page["data"]
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
+        yield from self._pages("/v1/sweeps", {"limit": page_size})
 
     def sweep_report(self, sweep_id: str) -> str:
         return self._request("GET", f"/v1/sweeps/{sweep_id}/report").text
@@ -329,23 +365,5 @@ class Client(_Base):
     def wait_remedies(self, job_id: str, *, timeout: float = 3600.0,
                       on_progress: RemediesCallback | None = None) -> Remedies:
         """Poll until every twin has ended."""
-        backoff = Backoff(maximum=3.0)
-        deadline = time.monotonic() + timeout
-        last: Remedies | None = None
-        while True:
-            retry_after = None
-            try:
-                last = self.remedies(job_id)
-            except TrainabilityError as exc:
-                retry_after = self._transient(exc)
-                if retry_after is None:
-                    raise
-            if last is not None and retry_after is None:
-                if on_progress is not None:
-                    on_progress(last)
-                if last.done:
-                    return last
-            delay = backoff.next(retry_after)
-            if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"remedies of {job_id} not done after {timeout:.0f} s", last)
-            time.sleep(delay)
+        return self._poll(lambda: self.remedies(job_id),
+                          self._remedies_wait(job_id, timeout, on_progress))

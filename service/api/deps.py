@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -17,44 +18,33 @@ from worker.jobs.store import JobFeed, JobStore
 from worker.jobs.sweep_store import SweepStore
 
 
-def get_renderer(request: Request) -> PlotRenderer:
-    """Where plots and report pages are drawn (off the request threads)."""
-    return cast(PlotRenderer, request.app.state.plot_renderer)
+def _app_state(name: str, doc: str) -> Callable[[Request], Any]:
+    """A dependency returning ``request.app.state.<name>`` (set by ``create_app``); each
+    getter below declares what it returns."""
+
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    dependency.__name__ = dependency.__qualname__ = f"get_{name}"
+    dependency.__doc__ = doc
+    return dependency
 
 
-def get_stream_limits(request: Request) -> StreamLimits:
-    """Open event streams per caller in this process (``service/live/events.py``)."""
-    return cast(StreamLimits, request.app.state.stream_limits)
-
-
-def get_settings(request: Request) -> ServiceSettings:
-    return cast(ServiceSettings, request.app.state.settings)
-
-
-def get_store(request: Request) -> JobStore:
-    return cast(JobStore, request.app.state.store)
-
-
-def get_job_feed(request: Request) -> JobFeed:
-    """The live view of the job store (opened by the app's lifespan, on its event loop)."""
-    return cast(JobFeed, request.app.state.job_feed)
-
-
-def get_dispatcher(request: Request) -> JobDispatcher:
-    return cast(JobDispatcher, request.app.state.dispatcher)
-
-
-def get_sweep_store(request: Request) -> SweepStore:
-    return cast(SweepStore, request.app.state.sweeps)
-
-
-def get_remedy_links(request: Request) -> RemedyLinks:
-    return cast(RemedyLinks, request.app.state.remedy_links)
-
-
-def get_registry(request: Request) -> WorkerRegistry:
-    return cast(WorkerRegistry, request.app.state.registry)
-
+get_renderer: Callable[[Request], PlotRenderer] = _app_state(
+    "plot_renderer", "Where plots and report pages are drawn (off the request threads).")
+get_stream_limits: Callable[[Request], StreamLimits] = _app_state(
+    "stream_limits", "Open event streams per caller in this process (``service/live/events.py``).")
+get_settings: Callable[[Request], ServiceSettings] = _app_state(
+    "settings", "The service's settings.")
+get_store: Callable[[Request], JobStore] = _app_state("store", "The job store.")
+get_job_feed: Callable[[Request], JobFeed] = _app_state(
+    "job_feed", "The live view of the job store (opened by the app's lifespan, on its event loop).")
+get_dispatcher: Callable[[Request], JobDispatcher] = _app_state(
+    "dispatcher", "Sends tasks to the workers.")
+get_sweep_store: Callable[[Request], SweepStore] = _app_state("sweeps", "The sweep store.")
+get_remedy_links: Callable[[Request], RemedyLinks] = _app_state(
+    "remedy_links", "Jobs' links to their remedy sweeps.")
+get_registry: Callable[[Request], WorkerRegistry] = _app_state("registry", "The live workers.")
 
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]

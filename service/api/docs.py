@@ -37,20 +37,26 @@ def assets_directory() -> str:
     return str(files("fastapi_offline") / "static")
 
 
-def _root(request: Request) -> str:
-    return str(request.scope.get("root_path", "")).rstrip("/")
+class _PageUrls:
+    """What a documentation page links to, under the app's root path."""
+
+    def __init__(self, request: Request) -> None:
+        self.root = str(request.scope.get("root_path", "")).rstrip("/")
+        self.openapi = f"{self.root}{request.app.openapi_url}"
+
+    def asset(self, name: str) -> str:
+        return f"{self.root}{STATIC_URL}/{name}"
 
 
 @router.get("/docs", response_class=HTMLResponse)
 def swagger_ui(request: Request) -> HTMLResponse:
-    root = _root(request)
+    urls = _PageUrls(request)
     return get_swagger_ui_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - Swagger UI",
-        oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
-        swagger_js_url=f"{root}{STATIC_URL}/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{STATIC_URL}/swagger-ui.css",
-        swagger_favicon_url=f"{root}{STATIC_URL}/favicon.png",
+        openapi_url=urls.openapi, title=f"{request.app.title} - Swagger UI",
+        oauth2_redirect_url=f"{urls.root}{OAUTH2_REDIRECT_URL}",
+        swagger_js_url=urls.asset("swagger-ui-bundle.js"),
+        swagger_css_url=urls.asset("swagger-ui.css"),
+        swagger_favicon_url=urls.asset("favicon.png"),
         swagger_ui_parameters={"persistAuthorization": True},
     )
 
@@ -62,13 +68,11 @@ def swagger_ui_redirect() -> HTMLResponse:
 
 @router.get("/redoc", response_class=HTMLResponse)
 def redoc(request: Request) -> HTMLResponse:
-    root = _root(request)
+    urls = _PageUrls(request)
     return get_redoc_html(
-        openapi_url=f"{root}{request.app.openapi_url}",
-        title=f"{request.app.title} - ReDoc",
-        redoc_js_url=f"{root}{STATIC_URL}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}{STATIC_URL}/favicon.png",
-        with_google_fonts=False,
+        openapi_url=urls.openapi, title=f"{request.app.title} - ReDoc",
+        redoc_js_url=urls.asset("redoc.standalone.js"),
+        redoc_favicon_url=urls.asset("favicon.png"), with_google_fonts=False,
     )
 
 

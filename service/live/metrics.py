@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import (
@@ -49,6 +50,27 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("trainability.access")
 
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+T = TypeVar("T")
+
+
+def _read(read: Callable[[], T]) -> T | None:
+    """What ``read`` returns, or None (logged) when Redis did not answer this scrape."""
+    try:
+        return read()
+    except TrainabilityError as exc:
+        log.warning("metrics: store not read: %s", exc)
+        return None
+
+
+def _store_up(answered: bool) -> GaugeMetricFamily:
+    up = GaugeMetricFamily("trainability_store_up", "1 if Redis answered this scrape.")
+    up.add_metric([], 1 if answered else 0)
+    return up
+
+
+def _workers(count: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily("trainability_workers", "Workers with a recent heartbeat.",
+                             value=count)
 
 
 class StoreCollector(Collector):
@@ -60,18 +82,14 @@ class StoreCollector(Collector):
         self._broker = broker
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("trainability_store_up", "1 if Redis answered this scrape.")
-        try:
-            snapshot = self._store.snapshot()
-            broker = self._broker.counts((*QUEUES, WEBHOOK_QUEUE))
-            workers = len(self._workers.live_workers())
-        except TrainabilityError as exc:
-            log.warning("metrics: store not read: %s", exc)
-            up.add_metric([], 0)
-            yield up
+        read = _read(lambda: (
+            self._store.snapshot(), self._broker.counts((*QUEUES, WEBHOOK_QUEUE)),
+            len(self._workers.live_workers()),
+        ))
+        yield _store_up(read is not None)
+        if read is None:
             return
-        up.add_metric([], 1)
-        yield up
+        snapshot, broker, workers = read
 
         jobs = GaugeMetricFamily("trainability_jobs", "Experiments by status (all retained).",
                                  labels=["status"])
@@ -87,8 +105,7 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("trainability_tasks_reserved",
                                 "Tasks delivered to workers and not yet acknowledged.",
                                 value=broker.reserved)
-        yield GaugeMetricFamily("trainability_workers", "Workers with a recent heartbeat.",
-                                value=workers)
+        yield _workers(workers)
 
         histogram = HistogramMetricFamily(
             "trainability_job_duration_seconds",
@@ -158,18 +175,10 @@ class SummaryCollector(Collector):
         self._workers = registry
 
     def collect(self) -> Iterator[Metric]:
-        up = GaugeMetricFamily("trainability_store_up", "1 if Redis answered this scrape.")
-        try:
-            workers = len(self._workers.live_workers())
-        except TrainabilityError as exc:
-            log.warning("metrics: store not read: %s", exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        yield GaugeMetricFamily("trainability_workers", "Workers with a recent heartbeat.",
-                                value=workers)
+        workers = _read(lambda: len(self._workers.live_workers()))
+        yield _store_up(workers is not None)
+        if workers is not None:
+            yield _workers(workers)
 
 
 def make_registry(

@@ -24,7 +24,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from matplotlib.figure import Figure  # noqa: E402  (after the backend is chosen)
+from matplotlib.axes import Axes  # noqa: E402  (after the backend is chosen)
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from worker.core.errors import PlotUnavailable  # noqa: E402
@@ -64,9 +65,11 @@ def inline_svg(fig: Figure) -> str:
     return text[text.index("<svg"):]
 
 
-def _figure(width: float = 6.4, height: float = 3.6) -> Figure:
+def _axes(width: float = 6.4, height: float = 3.6) -> tuple[Figure, Axes]:
+    """A new figure (made under the house style) and its one set of axes."""
     with matplotlib.rc_context(_RC):
-        return Figure(figsize=(width, height), layout="constrained")
+        fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
 
 
 def _num(value: Any) -> float:
@@ -115,16 +118,14 @@ def gradient_flow_heatmap(result: Mapping[str, Any]) -> Figure:
     ]
     grid = [[math.log10(v) if (v := _num(p["activation_grad_rms"][i])) > 0 else math.nan
              for p in probes] for i in range(len(layers))]
-    fig = _figure(6.4, max(2.6, 0.28 * len(layers) + 1.4))
-    ax = fig.add_subplot()
+    fig, ax = _axes(6.4, max(2.6, 0.28 * len(layers) + 1.4))
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     ticks = evenly_spaced(len(probes), MAX_TICK_LABELS)
     ax.set_xticks(ticks, [str(probes[i]["step"]) for i in ticks])
     ax.set_yticks(range(len(layers)), layers)
-    ax.set_xlabel("step")
-    ax.set_ylabel("layer (input first)")
     ax.grid(False)
-    ax.set_title("Gradient flow: log10 RMS of dL/dh per layer")
+    ax.set(xlabel="step", ylabel="layer (input first)",
+           title="Gradient flow: log10 RMS of dL/dh per layer")
     fig.colorbar(image, ax=ax, label="log10 RMS dL/dh")
     return fig
 
@@ -133,8 +134,7 @@ def through_time(recurrent: Sequence[Mapping[str, Any]]) -> Figure:
     """A recurrent design's gradient through time: RMS of dL/dh_t over t, at init and at the
     end, per recurrent layer (the gains across one recurrent layer say nothing)."""
     chosen = [recurrent[0]] if len(recurrent) == 1 else [recurrent[0], recurrent[-1]]
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     for probe, style in zip(chosen, ("-", "--"), strict=False):
         when = "init" if probe["step"] == 0 else f"step {probe['step']}"
         for layer in probe.get("layers") or []:
@@ -142,9 +142,8 @@ def through_time(recurrent: Sequence[Mapping[str, Any]]) -> Figure:
             ax.plot(range(1, len(rms) + 1), rms, style, label=f"{layer['layer']} ({when})")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("time step t (the loss is read at the end)")
-    ax.set_ylabel("RMS of dL/dh_t")
-    ax.set_title("Gradient through time")
+    ax.set(xlabel="time step t (the loss is read at the end)", ylabel="RMS of dL/dh_t",
+           title="Gradient through time")
     ax.legend(fontsize=8)
     return fig
 
@@ -158,8 +157,7 @@ def gains(result: Mapping[str, Any]) -> Figure:
     probes = _section(result, "gradient_flow", "probes", needs="enable the gradient_flow group")
     if not probes:
         raise PlotUnavailable("the gradient_flow section has no probes")
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     chosen = [probes[0]] if len(probes) == 1 else [probes[0], probes[-1]]
     for probe, marker in zip(chosen, ("o-", "s--"), strict=False):
         values = [_num(g) for g in probe["gains"]]
@@ -169,9 +167,8 @@ def gains(result: Mapping[str, Any]) -> Figure:
     if _wide([_num(g) for p in chosen for g in p["gains"]] + [1.0]):
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer transition l -> l+1 (input side first)")
-    ax.set_ylabel("gain rms[l] / rms[l+1]")
-    ax.set_title("Per-layer gradient gain")
+    ax.set(xlabel="layer transition l -> l+1 (input side first)", ylabel="gain rms[l] / rms[l+1]",
+           title="Per-layer gradient gain")
     ax.legend()
     return fig
 
@@ -183,17 +180,14 @@ def loss(result: Mapping[str, Any]) -> Figure:
     val = [_num(v) for v in thin(curves.get("val_loss", []), MAX_LINE_POINTS)]
     if not train and not val:
         raise PlotUnavailable("the result has no loss curve")
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     ax.plot(thin(curves.get("step", []), MAX_LINE_POINTS), train, label="train (batch mean)")
     if val:
         ax.plot(thin(curves.get("eval_step", []), MAX_LINE_POINTS), val, "o-", markersize=3,
                 label="validation")
     if _wide(train + val):
         ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title("Loss")
+    ax.set(xlabel="step", ylabel="loss", title="Loss")
     ax.legend()
     return fig
 
@@ -202,17 +196,15 @@ def interpolation(result: Mapping[str, Any]) -> Figure:
     """Loss on the line from the initial to the final weights (monotonic interpolation)."""
     mli = _section(result, "linearity", "interpolation",
                    needs="enable the interpolation group (preset standard or full)")
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     ax.plot(mli["alphas"], [_num(v) for v in mli["loss"]], "o-", markersize=3)
     if mli.get("bump_alpha") is not None and mli.get("largest_bump", 0) > 0:
         ax.axvline(mli["bump_alpha"], color="tab:red", linestyle=":",
                    label=f"largest bump {mli['largest_bump']:.3g}")
         ax.legend()
-    ax.set_xlabel("alpha: (1 - alpha) theta_0 + alpha theta_T")
-    ax.set_ylabel("probe loss")
     verdict = "monotone" if mli.get("monotone") else "not monotone"
-    ax.set_title(f"Linear interpolation init -> end ({verdict})")
+    ax.set(xlabel="alpha: (1 - alpha) theta_0 + alpha theta_T", ylabel="probe loss",
+           title=f"Linear interpolation init -> end ({verdict})")
     return fig
 
 
@@ -220,8 +212,7 @@ def alignment(result: Mapping[str, Any]) -> Figure:
     """Cosine between the negative gradient and the direction to the final weights."""
     data = _section(result, "trajectory", "alignment",
                     needs="enable the alignment group (preset standard or full)")
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     ax.plot(thin(data["steps"], MAX_LINE_POINTS),
             [_num(v) for v in thin(data["cosine"], MAX_LINE_POINTS)], "o-", markersize=3)
     ax.axhline(0.0, color="grey", linewidth=1)
@@ -229,9 +220,8 @@ def alignment(result: Mapping[str, Any]) -> Figure:
         ax.axhline(data["mean"], color="tab:orange", linestyle="--",
                    label=f"mean {data['mean']:.3f}")
         ax.legend()
-    ax.set_xlabel("step")
-    ax.set_ylabel("cos(-grad, theta_T - theta_t)")
-    ax.set_title("Alignment of the gradient with the way to the end")
+    ax.set(xlabel="step", ylabel="cos(-grad, theta_T - theta_t)",
+           title="Alignment of the gradient with the way to the end")
     return fig
 
 
@@ -285,8 +275,7 @@ def sweep_plot(metric: str, rows: Sequence[Row], varied: Sequence[str],
     for row in sorted(rows, key=lambda r: r.point):
         label = ", ".join(format_value(row.values.get(c)) for c in series_columns) or metric
         groups.setdefault(label, []).append(row)
-    fig = _figure(6.4, 4.0)
-    ax = fig.add_subplot()
+    fig, ax = _axes(6.4, 4.0)
     every: list[float] = []
     for label, members in groups.items():
         xs = [_num(r.values.get(x)) if numeric_x else categories.index(format_value(
@@ -310,9 +299,7 @@ def sweep_plot(metric: str, rows: Sequence[Row], varied: Sequence[str],
         ticks = sorted({_num(r.values.get(x)) for r in rows})
         ax.set_xticks(ticks, [fmt_tick(t) for t in ticks])
     label = column.label or metric
-    ax.set_xlabel(x)
-    ax.set_ylabel(label)
-    ax.set_title(f"{label} vs {x}")
+    ax.set(xlabel=x, ylabel=label, title=f"{label} vs {x}")
     if len(groups) > 1 or column.healthy is not None:
         ax.legend(title=", ".join(series_columns) or None, fontsize=8)
     return fig
@@ -325,8 +312,7 @@ Runs = Sequence[tuple[str, Mapping[str, Any]]]  # (label, result) per experiment
 
 def overlay_gradient_flow(runs: Runs) -> Figure:
     """RMS of dL/dh per layer at initialization (the step-0 probe), one line per experiment."""
-    fig = _figure(6.4, 4.0)
-    ax = fig.add_subplot()
+    fig, ax = _axes(6.4, 4.0)
     every: list[float] = []
     for label, result in runs:
         probes = (result.get("gradient_flow") or {}).get("probes") or []
@@ -339,17 +325,15 @@ def overlay_gradient_flow(runs: Runs) -> Figure:
     if _positive(every):
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("layer (input side first)")
-    ax.set_ylabel("RMS of dL/dh at step 0")
-    ax.set_title("Gradient flow at initialization")
+    ax.set(xlabel="layer (input side first)", ylabel="RMS of dL/dh at step 0",
+           title="Gradient flow at initialization")
     ax.legend(fontsize=8)
     return fig
 
 
 def overlay_loss(runs: Runs) -> Figure:
     """Training loss (lines) and validation loss (dashed, markers), one colour per experiment."""
-    fig = _figure(6.4, 4.0)
-    ax = fig.add_subplot()
+    fig, ax = _axes(6.4, 4.0)
     every: list[float] = []
     for label, result in runs:
         curves = result.get("curves") or {}
@@ -366,8 +350,6 @@ def overlay_loss(runs: Runs) -> Figure:
         raise PlotUnavailable("none of these results has a loss curve")
     if _wide(every):
         ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss (train: line, validation: dashed)")
-    ax.set_title("Loss")
+    ax.set(xlabel="step", ylabel="loss (train: line, validation: dashed)", title="Loss")
     ax.legend(fontsize=8)
     return fig

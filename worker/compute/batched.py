@@ -10,9 +10,12 @@ decay are elementwise, and each member's loss only reaches its own parameters.
 Activation layouts: vectors and sequences are ``[K, B, ...]`` (linear layers are batched
 matrix products, ``baddbmm``); images are ``[B, K*C, H, W]``, so a convolution is one grouped
 convolution (``groups=K``), batch norm is one batch norm over K*C channels, and pooling and
-activations apply as they are. Recurrent layers run unrolled with a batched matrix product per
-time step. Layers without a batched form raise :class:`Unbatchable` naming the layer and why;
-the caller then trains the members one after another (``seeds.py``).
+activations apply as they are. Layers without a batched form raise :class:`Unbatchable` naming
+the layer and why; the caller then trains the members one after another (``seeds.py``).
+Recurrent layers (RNN, GRU, LSTM) are among them: batched, they would run as a Python loop over
+time steps (a batched matrix product per step), measured 2x slower than K members each on
+PyTorch's fused ``nn.LSTM`` kernel (bench/bench_batched_seeds.py); without a fused batched
+kernel the members train one after another.
 """
 
 from __future__ import annotations
@@ -197,54 +200,6 @@ class SLayerNorm(Stacked):
         return z * self.weight.view(*lead, *self.shape) + self.bias.view(*lead, *self.shape)
 
 
-class SRecurrent(Stacked):
-    """RNN / GRU / LSTM of K members, unrolled over time: per step one batched matrix product
-    (the same equations as ``Recurrent``'s unrolled path)."""
-    w_ih: Tensor
-    w_hh: Tensor
-    b_ih: Tensor
-    b_hh: Tensor
-
-
-    def __init__(self, mods: list[Recurrent]) -> None:
-        super().__init__(len(mods))
-        m = mods[0]
-        self.kind, self.hidden, self.nonlinearity = m.kind, m.hidden, m.nonlinearity
-        self.return_sequences = m.return_sequences
-        params = [r.parameters_l0() for r in mods]
-        gh, n_in = params[0][0].shape
-        self.stack("w_ih", [p[0] for p in params], (self.k, gh, n_in))
-        self.stack("w_hh", [p[1] for p in params], (self.k, gh, self.hidden))
-        self.stack("b_ih", [p[2] for p in params], (self.k, 1, gh))
-        self.stack("b_hh", [p[3] for p in params], (self.k, 1, gh))
-
-    def forward(self, x: Tensor) -> Tensor:
-        k, batch, steps, n_in = x.shape
-        x_proj = torch.baddbmm(self.b_ih, x.reshape(k, -1, n_in), self.w_ih.transpose(1, 2))
-        x_proj = x_proj.view(k, batch, steps, -1)
-        w_hh = self.w_hh.transpose(1, 2)
-        h = x.new_zeros(k, batch, self.hidden)
-        cell = x.new_zeros(k, batch, self.hidden)
-        states = []
-        for t in range(steps):
-            gi, gh = x_proj[:, :, t], torch.baddbmm(self.b_hh, h, w_hh)
-            if self.kind == "rnn":
-                z = gi + gh
-                h = torch.tanh(z) if self.nonlinearity == "tanh" else torch.relu(z)
-            elif self.kind == "gru":
-                i_r, i_z, i_n = gi.chunk(3, dim=-1)
-                h_r, h_z, h_n = gh.chunk(3, dim=-1)
-                r = torch.sigmoid(i_r + h_r)
-                upd = torch.sigmoid(i_z + h_z)
-                h = (1 - upd) * torch.tanh(i_n + r * h_n) + upd * h
-            else:
-                i_i, i_f, i_g, i_o = (gi + gh).chunk(4, dim=-1)
-                cell = torch.sigmoid(i_f) * cell + torch.sigmoid(i_i) * torch.tanh(i_g)
-                h = torch.sigmoid(i_o) * torch.tanh(cell)
-            states.append(h)
-        return torch.stack(states, dim=2) if self.return_sequences else h
-
-
 def _stacked(mods: list[nn.Module], layout: Layout, k: int) -> tuple[nn.Module, Layout]:
     """The batched form of one layer of every member, and the layout it outputs."""
     m = mods[0]
@@ -264,8 +219,9 @@ def _stacked(mods: list[nn.Module], layout: Layout, k: int) -> tuple[nn.Module, 
         return SBatchNorm(mods, layout), layout  # type: ignore[arg-type]
     if isinstance(m, nn.LayerNorm):
         return SLayerNorm(mods, layout), layout  # type: ignore[arg-type]
-    if isinstance(m, Recurrent) and layout == "vec":
-        return SRecurrent(mods), layout  # type: ignore[arg-type]
+    if isinstance(m, Recurrent):
+        raise Unbatchable(f"{m.kind.upper()} has no fused batched kernel; unrolled over time it "
+                          "runs slower than each member's own fused kernel")
     if isinstance(m, Residual):
         return _residual(mods, layout, k), layout  # type: ignore[arg-type]
     if isinstance(m, nn.Dropout):

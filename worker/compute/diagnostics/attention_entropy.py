@@ -12,45 +12,40 @@ over the entries a query may see. QK-norm bounds that scale.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from worker.compute.diagnostics.attention_trace import Listener, attention_layers, tracer_for
-from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
+from worker.compute.diagnostics.attention_trace import TracedDiagnostic, attention_layers
+from worker.compute.diagnostics.base import BuildContext, ReportContext
 from worker.compute.model import Net
 
 
 def head_entropy(probs: Tensor, mask: Tensor | None) -> tuple[list[float], float]:
     """Mean row entropy per head, and the mean of the rows' largest entropy (nats)."""
-    steps = probs.shape[-1]
-    entropy = torch.special.entr(probs.double()).sum(dim=-1)  # (batch, heads, queries)
+    batch, _, queries, steps = probs.shape
+    # Masked entries are exact zeros (entr(0) = 0): only the visible ones are converted and
+    # summed, a mean over rows of row sums being the sum over every entry / rows.
+    visible = probs.flatten(2) if mask is None else probs[:, :, ~mask]  # (batch, heads, n)
+    entropy = torch.special.entr(visible.double()).sum(dim=(0, 2)) / (batch * queries)
     keys = (~mask).sum(dim=-1).double() if mask is not None else probs.new_full((steps,), steps)
-    return entropy.mean(dim=(0, 2)).tolist(), float(keys.double().log().mean())
+    return entropy.tolist(), float(keys.double().log().mean())
 
 
 def logit_scale(logits: Tensor, mask: Tensor | None) -> list[float]:
     """Standard deviation of the logits a query may see, per head."""
-    z = logits.double()
-    valid = torch.ones_like(z, dtype=torch.bool) if mask is None else (~mask).expand_as(z)
-    z = torch.where(valid, z, torch.zeros_like(z))
-    count = valid.sum(dim=(0, 2, 3)).double()
-    mean = z.sum(dim=(0, 2, 3)) / count
-    centred = torch.where(valid, z - mean[None, :, None, None], torch.zeros_like(z))
-    return (centred.pow(2).sum(dim=(0, 2, 3)) / count).sqrt().tolist()
+    visible = logits.flatten(2) if mask is None else logits[:, :, ~mask]  # (batch, heads, n)
+    return visible.double().var(dim=(0, 2), unbiased=False).sqrt().tolist()
 
 
-class AttentionEntropy(Diagnostic, Listener):
+class AttentionEntropy(TracedDiagnostic):
     """Row entropy per head and layer, its maximum, and the logit scale, at each probe."""
 
     name = "attention_entropy"
 
     def __init__(self, model: Net, layers: list[str]) -> None:
-        super().__init__()
+        super().__init__(model)
         self.layers = layers
-        self.current: dict[str, Any] = {}
-        self.tracer = tracer_for(model, self)
 
     def begin(self, step: int) -> None:
         self.current = {"step": step, "layers": [None] * len(self.layers)}
@@ -62,10 +57,6 @@ class AttentionEntropy(Diagnostic, Listener):
             "normalized": [e / most if most > 0 else None for e in entropy],
             "logit_std": logit_scale(logits, mask),
         }
-
-    def at_probe(self, ctx: ProbeContext) -> None:
-        self.tracer.run(ctx.model, ctx.x, ctx.step)
-        self.records.append(self.current)
 
     def report(self, ctx: ReportContext) -> None:
         lowest = None

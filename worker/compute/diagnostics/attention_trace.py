@@ -2,8 +2,10 @@
 
 The signal-propagation, rank-collapse and attention-entropy diagnostics each listen to the same
 pass on the fixed probe batch (no gradients, dropout off, batch statistics frozen): the first of
-them to run at a probe step runs it, the others find it done. Each listener reduces what it sees
-at once (attention probabilities are batch x heads x steps x steps per layer; none are kept).
+them to run at a probe step runs it, the others find it done. When the probe set runs a capture
+(``capture.py``: the same batch, in the same probe mode) the listeners hear its forward pass
+instead (``Tracer.observing``), which saves a forward per probe. Each listener reduces what it
+sees at once (attention probabilities are batch x heads x steps x steps per layer; none kept).
 
 Blocks are the top-level layers that contain attention (transformer blocks, bare self-attention
 layers, residual layers around attention), named as the model names its layers.
@@ -12,12 +14,15 @@ layers, residual layers around attention), named as the model names its layers.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from worker.compute.attention import SelfAttention, contains_attention
+from worker.compute.diagnostics.base import Diagnostic, ProbeContext
 from worker.compute.diagnostics.capture import probe_mode
 from worker.compute.layers import Residual
 from worker.compute.model import Net
@@ -72,11 +77,18 @@ class Tracer:
     def run(self, model: Net, x: Tensor, step: int) -> None:
         if self.step == step:
             return
+        with torch.no_grad(), probe_mode(model), self.observing(model, step):
+            model(x)
+
+    @contextmanager
+    def observing(self, model: Net, step: int) -> Iterator[None]:
+        """Make the forward pass run inside this step's observed pass: the probe set runs
+        its capture (the same probe batch, in probe mode) inside it, saving a forward."""
         self.step = step
         for listener in self.listeners:
             listener.begin(step)
-        with torch.no_grad(), probe_mode(model), _observed(model, self.listeners):
-            model(x)
+        with _observed(model, self.listeners):
+            yield
 
 
 class _observed:
@@ -108,13 +120,15 @@ class _observed:
             module.observer = None
 
     def _each(self, call: Callable[[Listener], None]) -> None:
-        for listener in self.listeners:
-            call(listener)
+        with torch.no_grad():  # the capture's pass records a graph; listeners add nothing
+            for listener in self.listeners:
+                call(listener)
 
     def _block_hook(self, b: int) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]:
         def hook(module: nn.Module, inp: tuple[Tensor, ...], out: Tensor) -> None:
             if isinstance(module, Residual):
-                skip = module.projection(inp[0])
+                with torch.no_grad():
+                    skip = module.projection(inp[0])
                 self._each(lambda li: li.on_branch(b, "body", skip, out - skip))
             self._each(lambda li: li.on_block(b, out))
         return hook
@@ -139,3 +153,16 @@ def tracer_for(model: Net, listener: Listener) -> Tracer:
     tracer.listeners.append(listener)
     return tracer
 
+
+class TracedDiagnostic(Diagnostic, Listener):
+    """A diagnostic that listens to the model's observed pass: what it hears at a probe step
+    (``current``, started afresh by its ``begin``) is that step's record."""
+
+    def __init__(self, model: Net) -> None:
+        super().__init__()
+        self.current: dict[str, Any] = {}
+        self.tracer = tracer_for(model, self)
+
+    def at_probe(self, ctx: ProbeContext) -> None:
+        self.tracer.run(ctx.model, ctx.x, ctx.step)
+        self.records.append(self.current)

@@ -120,4 +120,18 @@ class Diagnostic:
         ctx.set_section(self.name, self.records_and_summary())
 
 
+class CaptureDiagnostic(Diagnostic):
+    """A diagnostic whose record at a probe step is ``compute`` of that step's capture."""
+
+    needs_capture = True
+
+    def at_probe(self, ctx: ProbeContext) -> None:
+        assert ctx.capture is not None
+        self.records.append(self.compute(ctx.capture))
+
+    def compute(self, cap: ProbeCapture) -> dict[str, Any]:
+        """The record of one probe step."""
+        raise NotImplementedError
+
+
 ProbeFactory = Callable[[BuildContext], Diagnostic | None]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
+from worker.compute.diagnostics.base import BuildContext, CaptureDiagnostic, ReportContext
 from worker.compute.diagnostics.capture import ProbeCapture
 
 Verdict = Literal["vanishing", "exploding", "healthy"]
@@ -39,20 +39,15 @@ def _safe_ratio(num: float, den: float) -> float:
     return num / den
 
 
-class GradientFlow(Diagnostic):
+class GradientFlow(CaptureDiagnostic):
     """Per-layer gradient RMS, gains, end-to-end ratio, and weight-gradient norms."""
 
     name = "gradient_flow"
-    needs_capture = True
 
     def __init__(self, vanishing_below: float = 1e-2, exploding_above: float = 1e2) -> None:
         super().__init__()
         self.vanishing_below = vanishing_below
         self.exploding_above = exploding_above
-
-    def at_probe(self, ctx: ProbeContext) -> None:
-        assert ctx.capture is not None
-        self.records.append(self.compute(ctx.capture))
 
     def report(self, ctx: ReportContext) -> None:
         """The gradient_flow section; update_ratio, mean_field and recurrent add to it."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector
 
+from worker.compute.diagnostics.attention_trace import TracedDiagnostic
 from worker.compute.diagnostics.base import Diagnostic, LossFn, ProbeContext
 from worker.compute.diagnostics.capture import capture
 from worker.compute.model import Net
@@ -49,6 +50,9 @@ class ProbeSet:
         self._step_set = frozenset(self.steps)
         self._needs_capture = any(d.needs_capture for d in self.diagnostics)
         self._needs_theta0 = any(d.needs_theta0 for d in self.diagnostics)
+        # The attention diagnostics' observed pass rides on the capture's forward.
+        self._tracer = next((d.tracer for d in self.diagnostics
+                             if isinstance(d, TracedDiagnostic)), None)
 
     @contextmanager
     def _timed(self) -> Iterator[None]:
@@ -92,7 +96,8 @@ class ProbeSet:
         self.last_step = step
         ctx = self.context(model, step, lr)
         if self._needs_capture:
-            ctx.capture = capture(model, self.loss_fn, self.x, self.y, step)
+            with nullcontext() if self._tracer is None else self._tracer.observing(model, step):
+                ctx.capture = capture(model, self.loss_fn, self.x, self.y, step)
         for diagnostic in self.diagnostics:
             diagnostic.at_probe(ctx)
 

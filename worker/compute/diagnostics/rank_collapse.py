@@ -12,12 +12,11 @@ sequence entering the first block is the reference (``input_cosine``).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from torch import Tensor
 
-from worker.compute.diagnostics.attention_trace import Listener, attention_blocks, tracer_for
-from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
+from worker.compute.diagnostics.attention_trace import TracedDiagnostic, attention_blocks
+from worker.compute.diagnostics.base import BuildContext, ReportContext
 from worker.compute.model import Net
 
 
@@ -46,16 +45,14 @@ def _mean(t: Tensor) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class RankCollapse(Diagnostic, Listener):
+class RankCollapse(TracedDiagnostic):
     """Token cosine and relative residual after each attention block, at each probe."""
 
     name = "rank_collapse"
 
     def __init__(self, model: Net, blocks: list[str]) -> None:
-        super().__init__()
+        super().__init__(model)
         self.blocks = blocks
-        self.current: dict[str, Any] = {}
-        self.tracer = tracer_for(model, self)
 
     def begin(self, step: int) -> None:
         n = len(self.blocks)
@@ -69,10 +66,6 @@ class RankCollapse(Diagnostic, Listener):
     def on_block(self, index: int, h: Tensor) -> None:
         self.current["cosine"][index] = _mean(token_cosine(h))
         self.current["relative_residual"][index] = _mean(relative_residual(h))
-
-    def at_probe(self, ctx: ProbeContext) -> None:
-        self.tracer.run(ctx.model, ctx.x, ctx.step)
-        self.records.append(self.current)
 
     def report(self, ctx: ReportContext) -> None:
         ctx.section(self.name)[self.name] = {"blocks": self.blocks, "probes": self.records}

@@ -13,12 +13,10 @@ below 1 is a branch swamped by the stream, far above 1 a stream swamped by its b
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor
 
-from worker.compute.diagnostics.attention_trace import Listener, attention_blocks, tracer_for
-from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
+from worker.compute.diagnostics.attention_trace import TracedDiagnostic, attention_blocks
+from worker.compute.diagnostics.base import BuildContext, ReportContext
 from worker.compute.model import Net
 
 
@@ -32,16 +30,14 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
-class SignalPropagation(Diagnostic, Listener):
+class SignalPropagation(TracedDiagnostic):
     """Stream and branch variances per attention block, at each probe."""
 
     name = "signal_propagation"
 
     def __init__(self, model: Net, blocks: list[str]) -> None:
-        super().__init__()
+        super().__init__(model)
         self.blocks = blocks
-        self.current: dict[str, Any] = {}
-        self.tracer = tracer_for(model, self)
 
     def begin(self, step: int) -> None:
         self.current = {"step": step, "blocks": [
@@ -57,10 +53,6 @@ class SignalPropagation(Diagnostic, Listener):
         self.current["blocks"][block]["branches"].append({
             "branch": branch, "branch_variance": update_var, "skip_variance": skip_var,
             "ratio": _ratio(update_var, skip_var)})
-
-    def at_probe(self, ctx: ProbeContext) -> None:
-        self.tracer.run(ctx.model, ctx.x, ctx.step)
-        self.records.append(self.current)
 
     def report(self, ctx: ReportContext) -> None:
         first = self.records[0]["blocks"] if self.records else []

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from worker.compute.activations import Activation, get_activation
-from worker.compute.diagnostics.base import BuildContext, Diagnostic, ProbeContext, ReportContext
+from worker.compute.diagnostics.base import BuildContext, CaptureDiagnostic, ReportContext
 from worker.compute.diagnostics.capture import ProbeCapture
 from worker.core.spec import ActivationLayer
 
@@ -39,20 +39,15 @@ def slope_stats(name: str, act: Activation, z: Tensor, tau: float) -> dict[str, 
     }
 
 
-class SlopeStats(Diagnostic):
+class SlopeStats(CaptureDiagnostic):
     """Slope coverage, saturation, dead units and E[phi'^2] per nonlinearity."""
 
     name = "activations"
-    needs_capture = True
 
     def __init__(self, activations: list[Activation], tau: float = 0.1) -> None:
         super().__init__()
         self.activations = activations
         self.tau = tau
-
-    def at_probe(self, ctx: ProbeContext) -> None:
-        assert ctx.capture is not None
-        self.records.append(self.compute(ctx.capture))
 
     def compute(self, cap: ProbeCapture) -> dict[str, Any]:
         layers = [

@@ -8,6 +8,7 @@ same scores on the benchmark, so a threshold is chosen on exactly the number the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from worker.core.design import SATURATING
@@ -212,21 +213,24 @@ def _update_medians(result: dict[str, Any]) -> dict[str, float]:
     return {k: sorted(v)[len(v) // 2] for k, v in ratios.items() if v}
 
 
-def min_update_ratio(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:
-    """log10 of the smallest per-layer median update-to-weight ratio."""
+def _extreme_update_ratio(result: dict[str, Any], pick: Callable[..., str]) -> Score | None:
+    """log10 of the per-layer median update-to-weight ratio that ``pick`` (min or max)
+    chooses, naming its layer."""
     medians = _update_medians(result)
     if not medians:
         return None
-    name = min(medians, key=lambda k: medians[k])
+    name = pick(medians, key=lambda k: medians[k])
     return math.log10(medians[name]), {"layer": name, "median_update_to_weight": medians}
+
+
+def min_update_ratio(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:
+    """log10 of the smallest per-layer median update-to-weight ratio."""
+    return _extreme_update_ratio(result, min)
 
 
 def max_update_ratio(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:
-    medians = _update_medians(result)
-    if not medians:
-        return None
-    name = max(medians, key=lambda k: medians[k])
-    return math.log10(medians[name]), {"layer": name, "median_update_to_weight": medians}
+    """log10 of the largest per-layer median update-to-weight ratio."""
+    return _extreme_update_ratio(result, max)
 
 
 def diverged(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:

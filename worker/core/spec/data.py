@@ -214,22 +214,6 @@ def _flat(value: object) -> list[float]:
     return [float(value)]  # type: ignore[arg-type]
 
 
-DataSpec = Annotated[
-    TeacherData
-    | SpiralsData
-    | MoonsData
-    | ParityData
-    | DigitsData
-    | AddingData
-    | CopyData
-    | InlineData
-    | TokenCopyData
-    | TokenSortData
-    | AssociativeRecallData
-    | ModularAdditionData
-    | MarkovLanguageData,
-    Field(discriminator="kind"),
-]
 AnyData = (
     TeacherData
     | SpiralsData
@@ -245,6 +229,7 @@ AnyData = (
     | ModularAdditionData
     | MarkovLanguageData
 )
+DataSpec = Annotated[AnyData, Field(discriminator="kind")]
 
 
 class DataShape(StrictModel):

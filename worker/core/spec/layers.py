@@ -11,16 +11,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, model_validator
 
 from worker.core.spec.base import ActivationName, Normalization, StrictModel
-from worker.core.spec.transformer import (
-    EmbeddingLayer,
-    GatedMLPLayer,
-    PositionalEncodingLayer,
-    RMSNormLayer,
-    SelfAttentionLayer,
-    SequencePoolLayer,
-    TransformerBlockLayer,
-    TransformerModel,
-)
+from worker.core.spec.transformer import TransformerLayer, TransformerModel
 
 MAX_DEPTH = 128
 MAX_WIDTH = 8192
@@ -121,13 +112,7 @@ Layer = Annotated[
         MaxoutLayer,
         RecurrentLayer,
         ResidualLayer,
-        EmbeddingLayer,
-        PositionalEncodingLayer,
-        SelfAttentionLayer,
-        RMSNormLayer,
-        GatedMLPLayer,
-        SequencePoolLayer,
-        TransformerBlockLayer,
+        TransformerLayer,  # its members join this union (typing flattens nested unions)
     ],
     Field(discriminator="type"),
 ]

@@ -180,13 +180,13 @@ class TransformerModel(BlockOptions):
         return TransformerBlockLayer.model_validate(options)
 
 
-#: The layer types of this module, for the union in ``layers.py``.
-TRANSFORMER_LAYERS = (
-    EmbeddingLayer,
-    PositionalEncodingLayer,
-    SelfAttentionLayer,
-    RMSNormLayer,
-    GatedMLPLayer,
-    SequencePoolLayer,
-    TransformerBlockLayer,
+#: The layer types of this module, a part of the union ``Layer`` in ``layers.py``.
+TransformerLayer = (
+    EmbeddingLayer
+    | PositionalEncodingLayer
+    | SelfAttentionLayer
+    | RMSNormLayer
+    | GatedMLPLayer
+    | SequencePoolLayer
+    | TransformerBlockLayer
 )
