@@ -29,11 +29,11 @@ import json
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from worker.compute.data import make_dataset
 from worker.compute.evaluation import loss_function
@@ -79,6 +79,7 @@ def time_plain(spec: ExperimentSpec, device: torch.device) -> Timing:
     torch.manual_seed(0)
     data = make_dataset(spec.data, 0, device)
     model = build_model(spec).to(device)
+    loss_fn = loss_function(data.shape)  # cross-entropy for classes, per token for tokens
     opt = torch.optim.SGD(model.parameters(), lr=spec.optimizer.lr, momentum=0.9)
     n, b = data.x_train.shape[0], spec.training.batch_size
     g = torch.Generator(device=device).manual_seed(0)
@@ -90,7 +91,7 @@ def time_plain(spec: ExperimentSpec, device: torch.device) -> Timing:
             perm, pos = torch.randperm(n, generator=g, device=device), 0
         idx = perm[pos : pos + b]
         pos += b
-        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         opt.step()
@@ -111,7 +112,7 @@ def time_ours(spec: ExperimentSpec, device: torch.device) -> tuple[Timing, float
     return _since(start), run.diagnostics_time_s / run.train_time_s
 
 
-# --- statistics and the table (the same in bench_transformer_overhead.py) -------------------
+# --- statistics and the table (bench_transformer_overhead.py uses them too) ----------------
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -179,31 +180,35 @@ def table(summary: dict[str, Any], configs: list[str]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--depth", type=int, default=8)
-    parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=128)
+SpecMaker = Callable[[argparse.Namespace, str, "int | None"], ExperimentSpec]
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, steps: int, presets: str,
+                  target: float) -> None:
+    """The options every overhead bench takes (each adds its model's own)."""
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--presets", default="off,basic,standard,full")
+    parser.add_argument("--presets", default=presets)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--target", type=float, default=1.05,
+    parser.add_argument("--target", type=float, default=target,
                         help=f"the most {TARGET_PRESET} may cost, over the plain loop")
     parser.add_argument("--json", type=Path, default=None, help="write every raw number here")
-    args = parser.parse_args()
+
+
+def run_bench(args: argparse.Namespace, name: str, title: str, make: SpecMaker) -> None:
+    """Warm up, run every configuration shuffled per repeat, print the table and the target."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     presets = args.presets.split(",")
     configs = ["plain", *presets]
-    specs = {p: make_spec(args, p) for p in presets}
+    specs = {p: make(args, p, None) for p in presets}
     # warm-up, unmeasured: allocator, kernels, thread pool, and each preset's probe code paths
     # (without it the first measured run of a preset pays for them)
-    time_plain(make_spec(args, presets[0], min(args.steps, 50)), device)
+    time_plain(make(args, presets[0], min(args.steps, 50)), device)
     for p in presets:
-        time_ours(make_spec(args, p, min(args.steps, 50)), device)
+        time_ours(make(args, p, min(args.steps, 50)), device)
     runs: list[dict[str, Any]] = []
     shares: dict[str, list[float]] = {}
     order = random.Random(0)
@@ -222,7 +227,7 @@ def main() -> None:
                          "cpu": cpu, "diagnostics_share": share})
     summary = summarize(runs, configs, shares)
     report: dict[str, Any] = {
-        "bench": "training_overhead",
+        "bench": name,
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
@@ -230,9 +235,8 @@ def main() -> None:
         "runs": runs,
         "summary": summary,
     }
-    print(f"MLP {args.depth}x{args.width}, batch {args.batch}, {args.steps} steps, "
-          f"{args.repeats} repeats, {report['device_name']}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} thread(s)")
+    print(f"{title}, {args.steps} steps, {args.repeats} repeats, {report['device_name']}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     print("\n".join(table(summary, configs)))
     if TARGET_PRESET in presets:
         for clock in ("cpu", "wall"):
@@ -245,6 +249,17 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2))
         print(f"raw numbers: {args.json}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--depth", type=int, default=8)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=128)
+    add_arguments(parser, steps=1000, presets="off,basic,standard,full", target=1.05)
+    args = parser.parse_args()
+    run_bench(args, "training_overhead", f"MLP {args.depth}x{args.width}, batch {args.batch}",
+              make_spec)
 
 
 if __name__ == "__main__":
