@@ -41,12 +41,17 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+if __package__ in (None, ""):  # run as a script: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_training_overhead import Timing, _clock, _since, _sync  # noqa: E402
 from worker.compute.data import Dataset, make_dataset
 from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
@@ -65,7 +70,6 @@ FAMILIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "lstm": ({"family": "lstm", "depth": 1, "width": 32},
              {"kind": "adding", "length": 20, "n_train": 4096}),
 }
-Timing = tuple[float, float]  # (wall seconds, process CPU seconds)
 
 
 def make_spec(family: str, preset: str, steps: int, batch: int, device: str,
@@ -80,20 +84,6 @@ def make_spec(family: str, preset: str, steps: int, batch: int, device: str,
                      "seeds": seeds},
         "diagnostics": {"preset": preset},
     })
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _clock() -> Timing:
-    return time.perf_counter(), time.process_time()
-
-
-def _since(start: Timing) -> Timing:
-    now = _clock()
-    return now[0] - start[0], now[1] - start[1]
 
 
 def run_plain(spec: ExperimentSpec, data: Dataset, k: int) -> Timing:
