@@ -26,8 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,10 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
-from service.settings import ServiceSettings
-from worker.jobs.registry import RedisWorkerRegistry, registry_from_settings
+if __package__ in (None, ""):  # run as a script: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_first_job import answers, free_port, pings, start, stop  # noqa: E402
+from service.settings import ServiceSettings  # noqa: E402
+from worker.jobs.registry import RedisWorkerRegistry, registry_from_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -58,12 +59,6 @@ DEFAULT_SPEC: dict[str, Any] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
              procs: list[subprocess.Popen[bytes]] | None = None,
              log: Path | None = None) -> None:
@@ -74,36 +69,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log else ""
             raise SystemExit(f"bench_jobs_per_minute: {what} did not happen\n{tail}")
         time.sleep(0.1)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def pings(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_connect_timeout=0.2).ping())
-    except redis.exceptions.RedisError:
-        return False
-
-
-def start(argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def live(registry: RedisWorkerRegistry, names: list[str]) -> bool:
