@@ -54,3 +54,20 @@ local function move(current, new, fields)
   end
   redis.call('PUBLISH', P.channel, new)
 end
+
+-- Record a delivery's state (the webhook's, an MLflow export's) in the job's hash ``field``, and
+-- keep (P.pending) or drop its entry in ``outbox``. 1, or 0: the job is gone (nothing recorded).
+local function record_delivery(field, outbox)
+  if redis.call('EXISTS', JOB) == 0 then
+    redis.call('ZREM', outbox, P.id)
+    return 0
+  end
+  redis.call('HSET', JOB, field, P.state)
+  keep(JOB)
+  if P.pending then
+    redis.call('ZADD', outbox, now(), P.id); keep(outbox)
+  else
+    redis.call('ZREM', outbox, P.id)
+  end
+  return 1
+end
