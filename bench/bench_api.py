@@ -33,7 +33,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,11 @@ from typing import Any
 
 import httpx
 import redis
+
+if __package__ in (None, ""):  # run as a script: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_first_job import free_port, pings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"post": 0.5, "get": 0.7}
@@ -88,12 +92,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
              proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
@@ -108,13 +106,6 @@ def answers(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1).status_code < 500
     except httpx.HTTPError:
-        return False
-
-
-def pings(port: int) -> bool:
-    try:
-        return bool(redis.Redis(port=port, socket_connect_timeout=0.2).ping())
-    except redis.exceptions.RedisError:
         return False
 
 
