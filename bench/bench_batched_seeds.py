@@ -51,7 +51,13 @@ import torch
 if __package__ in (None, ""):  # run as a script: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_training_overhead import Timing, _clock, _since, _sync  # noqa: E402
+from bench.bench_training_overhead import (  # noqa: E402
+    Timing,
+    _clock,
+    _since,
+    _sync,
+    plain_loop,
+)
 from worker.compute.data import Dataset, make_dataset
 from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
@@ -94,23 +100,10 @@ def run_plain(spec: ExperimentSpec, data: Dataset, k: int) -> Timing:
     for seed in range(k):
         torch.manual_seed(seed)
         models.append(build_model(spec).to(device))
-    n, b = data.x_train.shape[0], spec.training.batch_size
     _sync(device)
     start = _clock()
     for seed, model in enumerate(models):
-        opt = torch.optim.SGD(model.parameters(), lr=spec.optimizer.lr, momentum=0.9)
-        g = torch.Generator(device=device).manual_seed(seed)
-        perm, pos = torch.randperm(n, generator=g, device=device), 0
-        for _ in range(spec.training.steps or 0):
-            if pos + b > n:
-                perm, pos = torch.randperm(n, generator=g, device=device), 0
-            idx = perm[pos : pos + b]
-            pos += b
-            loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)
-            opt.step()
-        float(loss.detach())  # wait for the last step
+        plain_loop(spec, model, data, loss_fn, seed)
     return _since(start)
 
 

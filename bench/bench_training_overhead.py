@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from worker.compute.data import make_dataset
+from worker.compute.data import Dataset, make_dataset
 from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
 from worker.compute.results import build_probes
@@ -75,17 +75,14 @@ def _since(start: Timing) -> Timing:
     return now[0] - start[0], now[1] - start[1]
 
 
-def time_plain(spec: ExperimentSpec, device: torch.device) -> Timing:
-    torch.manual_seed(0)
-    data = make_dataset(spec.data, 0, device)
-    model = build_model(spec).to(device)
-    loss_fn = loss_function(data.shape)  # cross-entropy for classes, per token for tokens
+def plain_loop(spec: ExperimentSpec, model: torch.nn.Module, data: Dataset,
+               loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int) -> None:
+    """The floor: SGD + momentum steps on batches of a seeded permutation, nothing else."""
+    device = data.x_train.device
     opt = torch.optim.SGD(model.parameters(), lr=spec.optimizer.lr, momentum=0.9)
     n, b = data.x_train.shape[0], spec.training.batch_size
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator(device=device).manual_seed(seed)
     perm, pos = torch.randperm(n, generator=g, device=device), 0
-    _sync(device)
-    start = _clock()
     for _ in range(spec.training.steps or 0):
         if pos + b > n:
             perm, pos = torch.randperm(n, generator=g, device=device), 0
@@ -96,6 +93,16 @@ def time_plain(spec: ExperimentSpec, device: torch.device) -> Timing:
         torch.autograd.backward(loss)
         opt.step()
     float(loss.detach())  # wait for the last step
+
+
+def time_plain(spec: ExperimentSpec, device: torch.device) -> Timing:
+    torch.manual_seed(0)
+    data = make_dataset(spec.data, 0, device)
+    model = build_model(spec).to(device)
+    loss_fn = loss_function(data.shape)  # cross-entropy for classes, per token for tokens
+    _sync(device)
+    start = _clock()
+    plain_loop(spec, model, data, loss_fn, 0)
     return _since(start)
 
 
