@@ -38,7 +38,7 @@ def _minimal_result(outcome: str = "completed") -> dict[str, Any]:
             "outcome": outcome, "steps": 5, "planned_steps": 5, "epochs": 1.25,
             "batch_size": 16, "diverged_at_step": None, "task": "classification",
             "wall_time_s": 0.5, "train_time_s": 0.25, "diagnostics_time_s": 0.01,
-            "samples_per_s": 320.0, "device": "cpu",
+            "samples_per_s": 320.0, "probe_batch_size": 256, "device": "cpu",
             "final_train_loss": 0.6, "final_val_loss": 0.7, "final_train_accuracy": 0.5,
             "final_val_accuracy": 0.5, "baseline_val_loss": 0.69, "analyses_skipped": [],
         },

@@ -42,7 +42,7 @@ def build_probes(
         return None
     # A fixed probe batch from the training set, drawn with its own seeded stream.
     g = torch.Generator().manual_seed(seed + 1)
-    idx = torch.randperm(data.x_train.shape[0], generator=g)[: d.probe_batch_size]
+    idx = torch.randperm(data.x_train.shape[0], generator=g)[: spec.probe_batch()]
     idx = idx.to(data.x_train.device)
     return ProbeSet(
         diagnostics=diagnostics,
@@ -122,6 +122,7 @@ def summarize(
         "train_time_s": run.train_time_s,
         "diagnostics_time_s": run.diagnostics_time_s,
         "samples_per_s": run.steps_done * run.batch_size / max(run.train_time_s, 1e-9),
+        "probe_batch_size": run.probe_batch,
         "device": str(data.x_train.device),
         "final_train_loss": final.train_loss if final else None,
         "final_val_loss": final.val_loss if final else None,

@@ -70,6 +70,7 @@ class TrainOutcome:
     batch_size: int
     final: Evaluation | None = None  # on up to EVAL_MAX_EXAMPLES per split; None: diverged
     skipped_analyses: list[str] = field(default_factory=list)  # end analyses past the deadline
+    probe_batch: int | None = None  # examples in the probe batch; None: no probes
 
 
 def eval_interval(steps: int, batch: int, examples_per_eval: int) -> int:
@@ -293,6 +294,7 @@ class Member:
             train_time_s=time.perf_counter() - self.started,
             diagnostics_time_s=probes.spent_s if probes is not None else 0.0,
             batch_size=self.plan.batch, final=final, skipped_analyses=skipped,
+            probe_batch=int(probes.x.shape[0]) if probes is not None else None,
         )
 
 

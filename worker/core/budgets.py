@@ -62,7 +62,7 @@ def memory_estimate(spec: ExperimentSpec, analysis: Analysis, batch: int) -> dic
     d = spec.diagnostics
     snapshot_floats = (analysis.parameters if analysis.parameters <= d.projection_threshold
                        else d.projection_dim)
-    probe_batch = min(d.probe_batch_size, analysis.data.n_train)
+    probe_batch = min(spec.probe_batch(), analysis.data.n_train)
     floats = analysis.activation_floats_per_example
     return {
         "data": 2 * data_bytes(spec),

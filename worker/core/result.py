@@ -58,6 +58,11 @@ class Summary(Doc):
         description="The part of train_time_s spent in probes and end-of-run analyses."
     )
     samples_per_s: float = Field(description="Training examples per second of train_time_s.")
+    probe_batch_size: int | None = Field(
+        None,
+        description="Examples in the fixed probe batch the diagnostics ran on (the spec's, or "
+        "its default for the data); none when diagnostics are off.",
+    )
     device: str
     final_train_loss: float | None = Field(description="Loss on up to 1024 training examples.")
     final_val_loss: float | None = Field(description="Loss on up to 1024 validation examples.")

@@ -24,10 +24,10 @@ from worker.compute.model import Net
 def head_entropy(probs: Tensor, mask: Tensor | None) -> tuple[list[float], float]:
     """Mean row entropy per head, and the mean of the rows' largest entropy (nats)."""
     batch, _, queries, steps = probs.shape
-    # Masked entries are exact zeros (entr(0) = 0): only the visible ones are converted and
-    # summed, a mean over rows of row sums being the sum over every entry / rows.
-    visible = probs.flatten(2) if mask is None else probs[:, :, ~mask]  # (batch, heads, n)
-    entropy = torch.special.entr(visible.double()).sum(dim=(0, 2)) / (batch * queries)
+    # Masked entries are exact zeros (entr(0) = 0), so every entry is summed without picking
+    # the visible ones (a copy); a mean over rows of row sums is the sum / rows. The sum
+    # accumulates in float64.
+    entropy = torch.special.entr(probs).sum(dim=(0, 2, 3), dtype=torch.float64) / (batch * queries)
     keys = (~mask).sum(dim=-1).double() if mask is not None else probs.new_full((steps,), steps)
     return entropy.tolist(), float(keys.double().log().mean())
 

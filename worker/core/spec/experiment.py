@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -11,6 +11,7 @@ from worker.core.spec.base import DeviceRequest, InitScheme, StrictModel
 from worker.core.spec.data import DataSpec
 from worker.core.spec.layers import FamilyModel, LayersModel
 from worker.core.spec.optim import OptimizerSpec
+from worker.core.spec.tokens import TOKEN_KINDS, TokenData, steps_of
 from worker.core.spec.transformer import TransformerModel
 
 
@@ -100,6 +101,16 @@ class TrainingSpec(StrictModel):
         return list(self.seeds) if self.seeds else [self.seed]
 
 
+#: The probe batch's default size, in examples. A token task's example is a sequence with a
+#: prediction at each position, so there the default counts positions instead: sequences enough
+#: for PROBE_TOKENS of them (a probe pass then costs about what it does on a vector task, where
+#: 256 examples are 256 predictions; the per-token means the probes report average over
+#: thousands of positions either way).
+DEFAULT_PROBE_BATCH = 256
+PROBE_TOKENS = 2048
+MIN_TOKEN_PROBE_BATCH = 16
+
+
 class DiagnosticsSpec(StrictModel):
     """Which probe groups run and when. Probes run at step 0, on the schedule, and at the end.
 
@@ -111,7 +122,14 @@ class DiagnosticsSpec(StrictModel):
     every: int | None = Field(
         None, description="Steps between probes; default: about 8 probes over the run.", ge=1
     )
-    probe_batch_size: int = Field(256, ge=8, le=8192)
+    probe_batch_size: int | None = Field(
+        None,
+        ge=8,
+        le=8192,
+        description=f"Examples in the fixed probe batch. Default: {DEFAULT_PROBE_BATCH}; for "
+        f"token tasks, enough sequences for {PROBE_TOKENS} token positions "
+        f"({MIN_TOKEN_PROBE_BATCH} to {DEFAULT_PROBE_BATCH} sequences).",
+    )
     init_seeds: int | None = Field(
         None,
         ge=2,
@@ -182,3 +200,13 @@ class ExperimentSpec(StrictModel):
     optimizer: OptimizerSpec = OptimizerSpec()
     training: TrainingSpec
     diagnostics: DiagnosticsSpec = DiagnosticsSpec()
+
+    def probe_batch(self) -> int:
+        """Examples in the probe batch: ``diagnostics.probe_batch_size``, or its default for
+        this data (``DEFAULT_PROBE_BATCH``; for token tasks, ``PROBE_TOKENS`` positions)."""
+        if self.diagnostics.probe_batch_size is not None:
+            return self.diagnostics.probe_batch_size
+        if self.data.kind in TOKEN_KINDS:
+            steps = steps_of(cast(TokenData, self.data))
+            return max(MIN_TOKEN_PROBE_BATCH, min(DEFAULT_PROBE_BATCH, -(-PROBE_TOKENS // steps)))
+        return DEFAULT_PROBE_BATCH
