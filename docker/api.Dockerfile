@@ -48,4 +48,5 @@ EXPOSE 8000
 # python:3.11-slim has no curl; urlopen raises (exit 1) on a refused connection or a non-2xx.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000"]
+# --no-access-log: the access line is the API's own (service/live/metrics.py), one per request.
+CMD ["uvicorn", "service.main:app", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]

@@ -57,7 +57,7 @@ def _key_of(request: Request, settings: ServiceSettings) -> ApiKey | None:
     return found
 
 
-def is_operator(request: Request) -> bool:
+async def is_operator(request: Request) -> bool:
     """Whether the request carries an operator key (``"operator": true`` in api_keys), with
     auth on or off: then ``/readyz`` and ``/metrics`` show details, else a summary."""
     settings: ServiceSettings = request.app.state.settings
@@ -65,9 +65,9 @@ def is_operator(request: Request) -> bool:
     return key is not None and key.operator
 
 
-def authenticate(request: Request) -> Caller:
+async def authenticate(request: Request) -> Caller:
     """The caller of ``request`` (a FastAPI dependency); ``Unauthorized`` when auth is on and
-    the key is missing or unknown."""
+    the key is missing or unknown. ``async``: no I/O, so no thread hop (``deps.py``)."""
     settings: ServiceSettings = request.app.state.settings
     if not settings.auth_enabled:
         return ANONYMOUS

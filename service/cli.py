@@ -114,9 +114,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     # log_config=None: uvicorn's loggers go to the root handler that service.main sets up
-    # (key=value or JSON lines, TRAINABILITY_LOG_FORMAT).
+    # (key=value or JSON lines, TRAINABILITY_LOG_FORMAT). access_log=False: the access line is
+    # the API's own (service/live/metrics.py: route, status, duration, job id); uvicorn's
+    # would be a second line for every request.
     uvicorn.run("service.main:app", host=args.host, port=args.port, log_level=args.log_level,
-                log_config=None)
+                log_config=None, access_log=False)
     return 0
 
 

@@ -50,7 +50,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         configure_logging(settings.log_format)  # served: key=value or JSON lines on stderr
         # The live feed (server-sent events) is async: it belongs to the serving event loop.
         app.state.job_feed = feed_from_settings(
-            settings, socket_timeout_s=settings.request_redis_timeout_s)
+            settings, socket_timeout_s=settings.request_redis_timeout_s, breaker=breaker)
         yield
         await app.state.job_feed.close()
         app.state.plot_renderer.close()

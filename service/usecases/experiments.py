@@ -91,6 +91,11 @@ def get_experiment(store: JobStore, job_id: str, caller: Caller) -> JobRecord:
     return caller.check_owns(store.get(job_id))
 
 
+async def read_experiment(feed: JobFeed, job_id: str, caller: Caller) -> JobRecord:
+    """``get_experiment`` on the event loop (no thread hop): the GET route's read."""
+    return caller.check_owns(await feed.job(job_id))
+
+
 def list_experiments(
     store: JobStore, caller: Caller, *, status: JobStatus | None = None, limit: int = 20,
     cursor: str | None = None, tags: Sequence[str] = (), sweep_id: str | None = None,

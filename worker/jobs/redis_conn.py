@@ -9,16 +9,18 @@ connection was refused, every command fails at once (``CircuitOpen``, a 503) for
 then one command tries Redis again, and its answer closes the breaker. So a hung Redis
 (SIGSTOP, a partition: the socket stays open and nothing answers) costs the first request one
 short timeout and the others nothing, instead of each holding a request thread for timeout x
-retries.
+retries. The API's async reads (``RedisJobFeed.job``) pass the same breaker through
+``guarded``: there the trial is one asyncio task, not the event loop's one thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -42,7 +44,9 @@ class CircuitOpen(redis.exceptions.RedisError):
 class CircuitBreaker:
     """Closed, open for ``open_s`` after a failure, then half-open: one trial call at a time.
 
-    Thread-safe; shared by every connection of a pool (``connect(..., breaker=...)``).
+    Thread-safe; shared by every connection of a pool (``connect(..., breaker=...)``) and the
+    async reads that pass it (``guarded``). The trial is a thread, or the asyncio task of an
+    async read (every task of the event loop shares its thread).
     """
 
     def __init__(self, open_s: float, clock: Any = time.monotonic) -> None:
@@ -50,7 +54,7 @@ class CircuitBreaker:
         self._clock = clock
         self._lock = threading.Lock()
         self._open_until = 0.0  # 0: closed
-        self._trial: int | None = None  # the thread whose call tries Redis again
+        self._trial: object = None  # the thread (or task) whose call tries Redis again
         self.trips = 0
 
     @property
@@ -64,7 +68,7 @@ class CircuitBreaker:
         with self._lock:
             if self._open_until == 0.0:
                 return
-            me = threading.get_ident()
+            me = _caller()
             if self._trial == me:
                 return
             now = self._clock()
@@ -86,7 +90,35 @@ class CircuitBreaker:
             self._trial = None
 
 
+def _caller() -> object:
+    """Who is calling: the running asyncio task, else the thread."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop
+        task = None
+    return threading.get_ident() if task is None else task
+
+
 _FAILURES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+T = TypeVar("T")
+
+
+async def guarded(breaker: CircuitBreaker | None, call: Callable[[], Awaitable[T]]) -> T:
+    """``await call()`` through ``breaker`` (as the sync pool's connections do): refused at
+    once while it is open, a timeout or refused connection opens it, an answer closes it."""
+    if breaker is None:
+        return await call()
+    breaker.before_call()
+    try:
+        value = await call()
+    except _FAILURES:
+        breaker.failed()
+        raise
+    except redis.exceptions.ResponseError:
+        breaker.succeeded()  # Redis answered (with an error of the command)
+        raise
+    breaker.succeeded()
+    return value
 
 
 class _Guarded:
@@ -166,16 +198,20 @@ def connect(settings: Settings, *, socket_timeout_s: float | None = None,
     )
 
 
-def connect_async(settings: Settings, *,
-                  socket_timeout_s: float | None = None) -> redis.asyncio.Redis:
-    """The asyncio twin of ``connect`` (server-sent events wait on pub/sub without a thread)."""
+def connect_async(settings: Settings, *, socket_timeout_s: float | None = None,
+                  retries: int = 2) -> redis.asyncio.Redis:
+    """The asyncio twin of ``connect`` (server-sent events wait on pub/sub without a thread).
+
+    ``retries=0`` for calls made through ``guarded``: as in the sync pool, where a retry
+    after a failure meets the breaker it opened, one timeout is all a call waits."""
     return redis.asyncio.Redis.from_url(
         settings.redis_url,
         decode_responses=True,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
+        socket_connect_timeout=min(settings.redis_connect_timeout_s,
+                                   socket_timeout_s or settings.redis_connect_timeout_s),
         socket_timeout=socket_timeout_s or settings.redis_socket_timeout_s,
         health_check_interval=30,
-        retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), retries=retries),
     )
 
 

@@ -25,11 +25,16 @@ import redis.asyncio
 import redis.exceptions
 from redis.asyncio.client import PubSub
 
-from worker.core.errors import StoreUnavailable
+from worker.core.errors import JobNotFound, StoreUnavailable
 from worker.core.settings import Settings
 from worker.jobs import codec
-from worker.jobs.records import LiveState
-from worker.jobs.redis_conn import connect_async, translate_redis_errors
+from worker.jobs.records import JOB_ID_RE, JobRecord, LiveState
+from worker.jobs.redis_conn import (
+    CircuitBreaker,
+    connect_async,
+    guarded,
+    translate_redis_errors,
+)
 from worker.jobs.redis_layout import JobKeys
 
 log = logging.getLogger(__name__)
@@ -38,11 +43,14 @@ log = logging.getLogger(__name__)
 _READ_TIMEOUT_S = 1.0
 
 
-def feed_from_settings(settings: Settings, *,
-                       socket_timeout_s: float | None = None) -> RedisJobFeed:
-    """The feed for ``settings``; create it on the event loop that will use it."""
-    return RedisJobFeed(connect_async(settings, socket_timeout_s=socket_timeout_s),
-                        prefix=settings.key_prefix)
+def feed_from_settings(settings: Settings, *, socket_timeout_s: float | None = None,
+                       breaker: CircuitBreaker | None = None) -> RedisJobFeed:
+    """The feed for ``settings``; create it on the event loop that will use it. ``breaker``:
+    the API's, shared with its sync pool, for the reads of ``job`` (a request's read)."""
+    client = connect_async(settings, socket_timeout_s=socket_timeout_s)
+    reads = (None if breaker is None else
+             connect_async(settings, socket_timeout_s=socket_timeout_s, retries=0))
+    return RedisJobFeed(client, prefix=settings.key_prefix, reads=reads, breaker=breaker)
 
 
 class RedisJobWatch:
@@ -76,9 +84,16 @@ class RedisJobWatch:
 class RedisJobFeed(JobKeys):
     """``JobFeed`` over an asyncio Redis client (one pool, on the serving event loop)."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, prefix: str) -> None:
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str,
+                 reads: redis.asyncio.Redis | None = None,
+                 breaker: CircuitBreaker | None = None) -> None:
+        """``reads`` (default: ``client``) serves ``job`` through ``breaker``: a pool of its
+        own, so that the subscription's quiet reads (a timeout that is no failure) never
+        touch the breaker."""
         super().__init__(prefix)
         self._client = client
+        self._reads = reads or client
+        self._breaker = breaker
         self._channel_prefix = self.events_channel("")
         self._watches: dict[str, set[RedisJobWatch]] = {}
         self._pubsub: PubSub | None = None
@@ -159,6 +174,16 @@ class RedisJobFeed(JobKeys):
                           await self._client.hmget(self.job_key(job_id), codec.LIVE_FIELDS))
         return codec.live_state(dict(zip(codec.LIVE_FIELDS, values, strict=True)))
 
+    async def job(self, job_id: str) -> JobRecord:
+        if not JOB_ID_RE.match(job_id):
+            raise JobNotFound(job_id)
+        with translate_redis_errors():
+            raw = cast(dict[str, str], await guarded(
+                self._breaker, lambda: self._reads.hgetall(self.job_key(job_id))))
+        if not raw:
+            raise JobNotFound(job_id)
+        return codec.job_record(raw)
+
     async def result(self, job_id: str) -> dict[str, Any] | None:
         with translate_redis_errors():
             raw = await self._client.hget(self.job_key(job_id), "result")
@@ -177,4 +202,6 @@ class RedisJobFeed(JobKeys):
 
     async def close(self) -> None:
         await self._drop_pubsub()
+        if self._reads is not self._client:
+            await self._reads.aclose()
         await self._client.aclose()

@@ -210,6 +210,10 @@ class JobFeed(Protocol):
     async def live_state(self, job_id: str) -> LiveState | None:
         """The job's few small fields (no spec, no result); None when there is no such job."""
 
+    async def job(self, job_id: str) -> JobRecord:
+        """The job's whole record, as ``JobStore.get`` reads it (``JobNotFound`` when there is
+        none), without a thread: the API's GET of a job reads it on the event loop."""
+
     async def result(self, job_id: str) -> dict[str, Any] | None:
         """The job's stored result (None before one is written)."""
 

@@ -92,11 +92,13 @@ def create_experiment(
 
 @router.get("/{job_id}", response_model=ExperimentView,
             responses=problem_responses(401, 404, 422, 503))
-def get_experiment(job_id: str, store: StoreDep, caller: CallerDep,
-                   fields: FieldsParam = None) -> ExperimentPublic:
+async def get_experiment(job_id: str, feed: JobFeedDep, caller: CallerDep,
+                         fields: FieldsParam = None) -> ExperimentPublic:
     """Status, progress (with ETA), timestamps and attempts of an experiment; its result once
     final (``?fields=summary,findings``: only those parts of it)."""
-    return ExperimentView.of(usecases.get_experiment(store, job_id, caller), fields)
+    # async, on the live feed's redis.asyncio client: the most frequent request (polling)
+    # takes no thread-pool hop (bench/bench_api.py)
+    return ExperimentView.of(await usecases.read_experiment(feed, job_id, caller), fields)
 
 
 @router.get("", response_model=ExperimentsPage, responses=problem_responses(401, 422, 503))
