@@ -2,8 +2,10 @@
 
 It starts a private ``redis-server``, our API (``uvicorn service.main:app``) and a bare FastAPI
 app (``bench/bare_api.py``: the same routes, parsing the same body with a pydantic model, no
-validation, no Redis) as two uvicorn servers with the same number of processes and the same
-(production: uvicorn's defaults) logging, then drives both with ``wrk`` (Debian's package):
+validation, no Redis) as two uvicorn servers with the same number of processes, each logging as
+deployed: one access line per request (ours its own, as ``trainability api`` and the API image
+run it with uvicorn's off; the bare app uvicorn's). Then it drives both with ``wrk`` (Debian's
+package):
   post   POST /v1/experiments with a small valid spec (ours records and enqueues a job each
          time; no worker runs, so the jobs stay queued; auth is off, so no per-key limit of
          queued jobs applies and every answer should be a 202),
@@ -142,6 +144,10 @@ def uvicorn_argv(app: str, port: int, processes: int, quiet: bool) -> list[str]:
         argv += ["--app-dir", str(ROOT / "bench")]
     if quiet:
         argv += ["--no-access-log", "--log-level", "warning"]
+    elif not app.startswith("bare_api"):
+        # as deployed (`trainability api`, the API image): the access line is our own
+        # (service/live/metrics.py), not uvicorn's; the bare app keeps uvicorn's, its only one
+        argv += ["--no-access-log"]
     return argv
 
 
@@ -233,7 +239,8 @@ def main() -> int:
         print(f"wrk -t {args.threads} -c {args.connections}, {args.duration:g} s per run, "
               f"{args.rounds} rounds; {args.processes} uvicorn process(es) per app; "
               f"GET answer {len(got.content)} bytes; logs "
-              f"{'off' if args.quiet_logs else 'as deployed (access lines on)'}", flush=True)
+              f"{'off' if args.quiet_logs else 'as deployed (one access line per request)'}",
+              flush=True)
         for app, route in pairs:  # warm-up, unmeasured
             run_wrk(args.wrk, urls[(app, route)], scripts[route], args, 1)
         runs: list[dict[str, Any]] = []
