@@ -21,7 +21,6 @@ from service.auth import Caller
 from service.live.events import ExperimentEvents
 from service.schemas.experiments import ExperimentCreate
 from service.settings import ServiceSettings
-from worker.core.budgets import check_budgets
 from worker.core.errors import BrokerUnavailable, JobNotFound, TrainabilityError
 from worker.jobs.dispatch import JobDispatcher, queue_for
 from worker.jobs.records import JobPage, JobRecord, JobStatus
@@ -48,9 +47,9 @@ def submit_experiment(
     caller: Caller,
     idempotency_key: str | None = None,
 ) -> Submission:
-    """Check the spec against the budgets and the callback against the allowlist, record the
-    job (once per Idempotency-Key), then enqueue it."""
-    check_budgets(body, settings)
+    """Check the callback against the allowlist, record the job (once per Idempotency-Key),
+    then enqueue it. ``body`` is as ``read_submission`` returns it: schema-valid and within
+    the budgets (checked there, once, with every other problem of the spec)."""
     if body.callback_url is not None:
         check_callback_url(body.callback_url, settings.webhook_allowlist)
     queue = queue_for(body.training.device, settings)
