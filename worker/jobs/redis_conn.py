@@ -187,15 +187,17 @@ def connect(settings: Settings, *, socket_timeout_s: float | None = None,
     if breaker is not None:
         extra["connection_class"] = _guarded_class(settings.redis_url, breaker)
     return redis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=min(settings.redis_connect_timeout_s,
-                                   socket_timeout_s or settings.redis_connect_timeout_s),
-        socket_timeout=socket_timeout_s or settings.redis_socket_timeout_s,
-        health_check_interval=30,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
-        **extra,
+        settings.redis_url, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+        **_options(settings, socket_timeout_s), **extra,
     )
+
+
+def _options(settings: Settings, socket_timeout_s: float | None) -> dict[str, Any]:
+    """What both clients share: ``str`` replies, short timeouts, a health check when idle."""
+    timeout = socket_timeout_s or settings.redis_socket_timeout_s
+    return {"decode_responses": True, "socket_timeout": timeout, "health_check_interval": 30,
+            "socket_connect_timeout": min(settings.redis_connect_timeout_s,
+                                          socket_timeout_s or settings.redis_connect_timeout_s)}
 
 
 def connect_async(settings: Settings, *, socket_timeout_s: float | None = None,
@@ -206,12 +208,8 @@ def connect_async(settings: Settings, *, socket_timeout_s: float | None = None,
     after a failure meets the breaker it opened, one timeout is all a call waits."""
     return redis.asyncio.Redis.from_url(
         settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=min(settings.redis_connect_timeout_s,
-                                   socket_timeout_s or settings.redis_connect_timeout_s),
-        socket_timeout=socket_timeout_s or settings.redis_socket_timeout_s,
-        health_check_interval=30,
         retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), retries=retries),
+        **_options(settings, socket_timeout_s),
     )
 
 
