@@ -6,8 +6,8 @@ Never imports torch (a test checks ``sys.modules``): compute lives behind the ta
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -46,27 +46,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                           max_result_bytes=settings.max_result_bytes)
     dispatcher = CeleryDispatcher.from_settings(settings)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(settings.log_format)  # served: key=value or JSON lines on stderr
-        # The live feed (server-sent events) is async: it belongs to the serving event loop.
-        app.state.job_feed = feed_from_settings(
-            settings, socket_timeout_s=settings.request_redis_timeout_s, breaker=breaker)
-        # Everything built so far (modules, the app, its routes and schemas: ~160,000
-        # objects) lives as long as the process: out of the collector's sight, a full
-        # collection under load takes ~13 ms instead of ~90 (measured under the POST load
-        # of bench/bench_api.py: three full collections in 8 s).
-        gc.freeze()
-        yield
-        await app.state.job_feed.close()
-        app.state.plot_renderer.close()
-        dispatcher.close()
-
     app = FastAPI(
         title="trainability",
         version="0.1.0",
         summary="Measure how easy a neural-network design is to optimize.",
-        lifespan=lifespan, docs_url=None, redoc_url=None,  # docs: install_docs, offline
+        lifespan=_lifespan(settings, breaker, dispatcher),
+        docs_url=None, redoc_url=None,  # docs: install_docs, offline
         generate_unique_id_function=operation_id,  # stable ids: the route function's name
     )
     app.state.settings = settings
@@ -98,6 +83,29 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, histogram=request_histogram)
     install_docs(app, client_ready(problem_openapi(app)), bearer=settings.auth_enabled)
     return app
+
+
+def _lifespan(settings: ServiceSettings, breaker: CircuitBreaker, dispatcher: CeleryDispatcher,
+              ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What runs on the serving event loop around the app's life."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format)  # served: key=value or JSON lines on stderr
+        # The live feed (server-sent events) is async: it belongs to the serving event loop.
+        app.state.job_feed = feed_from_settings(
+            settings, socket_timeout_s=settings.request_redis_timeout_s, breaker=breaker)
+        # Everything built so far (modules, the app, its routes and schemas: ~160,000
+        # objects) lives as long as the process: out of the collector's sight, a full
+        # collection under load takes ~13 ms instead of ~90 (measured under the POST load
+        # of bench/bench_api.py: three full collections in 8 s).
+        gc.freeze()
+        yield
+        await app.state.job_feed.close()
+        app.state.plot_renderer.close()
+        dispatcher.close()
+
+    return lifespan
 
 
 app = create_app()
