@@ -50,7 +50,8 @@ import redis
 if __package__ in (None, ""):  # run as a script: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_first_job import free_port, pings  # noqa: E402
+from bench.bench_first_job import free_port, pings, redis_argv  # noqa: E402
+from bench.raw_numbers import write_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"post": 0.5, "get": 0.7}
@@ -173,6 +174,9 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def main() -> int:
+    """Long: the bench as one script read top to bottom (start Redis and both apps, warm up, wrk in
+    shuffled rounds, the table and verdicts); its steps are used nowhere else, and split up they
+    would only pass the same dozen locals around."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
@@ -193,8 +197,7 @@ def main() -> int:
     procs = Procs()
     try:
         rport, ours_port, bare_port = free_port(), free_port(), free_port()
-        procs.start([redis_server, "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log")
+        procs.start(redis_argv(redis_server, rport, tmp), tmp / "redis.log")
         wait_for(lambda: pings(rport), 15, "redis-server", log=tmp / "redis.log")
         env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}/0",
                "PYTHONPATH": str(ROOT)}
@@ -314,9 +317,7 @@ def main() -> int:
                              for k, v in vars(args).items()},
                   "spec": SPEC, "get_body_bytes": len(got.content), "jobs_queued": queued,
                   "runs": runs, "rows": rows, "target": verdicts}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"raw numbers: {args.json}")
+        write_report(args.json, report)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -38,9 +38,7 @@ Options: [--families mlp,cnn,lstm] [--k 8] [--batch 64] [--target 4.0]
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -57,7 +55,9 @@ from bench.bench_training_overhead import (  # noqa: E402
     _since,
     _sync,
     plain_loop,
+    spread,
 )
+from bench.raw_numbers import write_report  # noqa: E402
 from worker.compute.data import Dataset, make_dataset
 from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
@@ -143,14 +143,6 @@ def run_batched(spec: ExperimentSpec, data: Dataset, k: int) -> tuple[Timing, di
     return _since(start), seeds
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    q1, q3 = ((statistics.quantiles(ordered, n=4, method="inclusive")[i] for i in (0, 2))
-              if len(ordered) > 1 else (ordered[0], ordered[0]))
-    return {"median": statistics.median(ordered), "min": ordered[0], "max": ordered[-1],
-            "q1": q1, "q3": q3, "n": len(ordered)}
-
-
 def per_repeat(runs: list[dict[str, Any]], key: tuple[str, int, str], num: str, den: str,
                clock: str) -> list[float]:
     """``num``'s time over ``den``'s for one (family, K, preset), each repeat on its own."""
@@ -175,6 +167,9 @@ def loss_agreement(seq_ends: list[Any], batched: dict[str, Any]) -> dict[str, An
 
 
 def main() -> None:
+    """Long: the bench as one script read top to bottom (per family and K: warm up, the three ways
+    in shuffled repeats, agreement, the table); its steps are used nowhere else, and split up
+    they would only pass the same dozen locals around."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--families", default="mlp,cnn,lstm")
     parser.add_argument("--k", default="8", help="seeds per job; a list: 8,64")
@@ -314,9 +309,7 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
             "runs": runs, "rows": rows, "target": verdicts,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"raw numbers: {args.json}")
+        write_report(args.json, report)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ Options: [--depth 12] [--width 128] [--steps 1] [--preset standard] [--torch-thr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -49,8 +48,12 @@ from typing import Any
 import httpx
 import redis
 
-from service.settings import ServiceSettings
-from worker.jobs.registry import RedisWorkerRegistry, registry_from_settings
+if __package__ in (None, ""):  # run as a script: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.raw_numbers import write_report  # noqa: E402
+from service.settings import ServiceSettings  # noqa: E402
+from worker.jobs.registry import RedisWorkerRegistry, registry_from_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -95,6 +98,21 @@ def answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def redis_argv(redis_server: str, port: int, data: Path) -> list[str]:
+    """A private redis-server on 127.0.0.1:``port``, without persistence, its files in
+    ``data``."""
+    return [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(data)]
+
+
+def start_private_redis(redis_server: str, data: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``redis_argv`` on a free port, in its own process group; answering PING on return."""
+    port = free_port()
+    proc = start(redis_argv(redis_server, port, data), data / "redis.log", dict(os.environ))
+    wait_for(lambda: pings(port), 15, "redis-server answering")
+    return proc, port
 
 
 def pings(port: int) -> bool:
@@ -196,6 +214,9 @@ def cell(s: dict[str, float]) -> str:
 
 
 def main() -> int:
+    """Long: the bench as one script read top to bottom (per setting: fresh workers, their first
+    and second jobs, the table and verdicts); its steps are used nowhere else, and split up they
+    would only pass the same dozen locals around."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="fresh workers per setting")
     parser.add_argument("--warmup", default="on", help="worker warm-up: on, off or on,off")
@@ -224,12 +245,10 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     runs: list[dict[str, Any]] = []
     try:
-        rport, api_port = free_port(), free_port()
+        redis_proc, rport = start_private_redis(redis_server, tmp)
+        procs.append(redis_proc)
+        api_port = free_port()
         url = f"redis://127.0.0.1:{rport}/0"
-        procs.append(start([redis_server, "--port", str(rport), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-                           tmp / "redis.log", dict(os.environ)))
-        wait_for(lambda: pings(rport), 15, "redis-server answering")
         env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT)}
         api = start([sys.executable, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1",
                      "--port", str(api_port), "--log-level", "warning"], tmp / "api.log", env)
@@ -337,9 +356,7 @@ def main() -> int:
                   "config": {k: str(v) if isinstance(v, Path) else v
                              for k, v in vars(args).items()},
                   "spec": job_spec(args, 0), "runs": runs, "rows": rows, "target": verdicts}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"raw numbers: {args.json}")
+        write_report(args.json, report)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

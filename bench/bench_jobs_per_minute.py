@@ -42,7 +42,14 @@ import httpx
 if __package__ in (None, ""):  # run as a script: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_first_job import answers, free_port, pings, start, stop  # noqa: E402
+from bench.bench_first_job import (  # noqa: E402
+    answers,
+    free_port,
+    start,
+    start_private_redis,
+    stop,
+)
+from bench.raw_numbers import write_report  # noqa: E402
 from service.settings import ServiceSettings  # noqa: E402
 from worker.jobs.registry import RedisWorkerRegistry, registry_from_settings  # noqa: E402
 
@@ -91,6 +98,9 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def main() -> int:
+    """Long: the bench as one script read top to bottom (start Redis, the API and the workers,
+    submit, wait, the table); its steps are used nowhere else, and split up they would only pass
+    the same dozen locals around."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--gpus", type=int, default=1, help="cuda: workers, one per GPU 0..N-1")
@@ -116,12 +126,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="trainability-bench-jpm-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        rport, api_port = free_port(), free_port()
+        redis_proc, rport = start_private_redis(redis_server, tmp)
+        procs.append(redis_proc)
+        api_port = free_port()
         url = f"redis://127.0.0.1:{rport}/0"
-        procs.append(start([redis_server, "--port", str(rport), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-                           tmp / "redis.log", dict(os.environ)))
-        wait_for(lambda: pings(rport), 15, "redis-server answering")
         env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT),
                "TRAINABILITY_TORCH_THREADS": "1", "TRAINABILITY_LIVENESS_INTERVAL_S": "1"}
         procs.append(start([sys.executable, "-m", "uvicorn", "service.main:app", "--host",
@@ -208,9 +216,7 @@ def main() -> int:
                                "started_at": j.get("started_at"),
                                "finished_at": j.get("finished_at")}
                               for i, j in jobs.items()]}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"raw numbers: {args.json}")
+        write_report(args.json, report)
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if ok else 1
 

@@ -25,9 +25,9 @@ Options: [--depth 8] [--width 256] [--batch 128] [--device cpu|cuda] [--target 1
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +35,10 @@ from typing import Any
 
 import torch
 
+if __package__ in (None, ""):  # run as a script: the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.raw_numbers import write_report  # noqa: E402
 from worker.compute.data import Dataset, make_dataset
 from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
@@ -253,9 +257,7 @@ def run_bench(args: argparse.Namespace, name: str, title: str, make: SpecMaker) 
             print(f"target {TARGET_PRESET} <= {args.target:.2f}x plain ({clock}): "
                   f"{verdict(s, args.target)}")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"raw numbers: {args.json}")
+        write_report(args.json, report)
 
 
 def main() -> None:

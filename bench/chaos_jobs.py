@@ -77,6 +77,7 @@ from bench.load_jobs import (  # noqa: E402
     start_api,
     start_redis,
     start_worker,
+    terminate,
     workers_ready,
 )
 from worker.jobs.broker import UNACKED_KEY  # noqa: E402
@@ -350,7 +351,9 @@ def run_chaos(
 ) -> ChaosReport:
     """Submit ``n`` jobs, fire the seeded kills while they run, wait until every accepted
     job is final (or ``timeout``), and check: all succeeded, none lost, none run twice, no
-    task left in the broker queues."""
+    task left in the broker queues. Long: one timeline (submissions, kills and restarts
+    interleaved on one clock) whose state the checks at the end read; the test
+    (``tests/integration/test_chaos.py``) runs the same function."""
     rng = random.Random(seed)
     events = plan(rng, n, kills=kills, worker_kills=worker_kills, redis_restarts=redis_restarts)
     planned: dict[str, int] = dict(Counter(str(e.kind) for e in events))
@@ -589,18 +592,13 @@ class LocalCluster:
         return list(self.logs)
 
     def stop(self) -> None:
-        procs: Iterable[subprocess.Popen[bytes]] = [*self.workers.values(), self.redis]
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        terminate([*self.workers.values(), self.redis])
 
 
 def main() -> int:
+    """Long: the bench as one script read top to bottom (start the cluster, run the chaos, print
+    the story and the checks); its steps are used nowhere else, and split up they would only
+    pass the same dozen locals around."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)

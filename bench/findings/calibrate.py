@@ -162,6 +162,9 @@ def findings_of(cases: list[Case], cal: dict[str, Calibration],
 
 
 def main() -> None:
+    """Long: the bench as one script read top to bottom (read the dev results, fit each rule, print
+    and optionally write the thresholds); its steps are used nowhere else, and split up they
+    would only pass the same dozen locals around."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--write", action="store_true")

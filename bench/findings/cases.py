@@ -207,17 +207,21 @@ def recurrent(
     seed: int,
     init: Spec | None = None,
     fix: list[Edit] | None = None,
+    *,
     depth: int = 1,
     lr: float = 0.1,
+    clip: float | None = 1.0,
+    steps: int = 1500,
     **extra: Any,
 ) -> Case:
-    """An rnn/gru/lstm on a sequence task; gradient clipping at 1, as is usual for RNNs."""
+    """An rnn/gru/lstm on a sequence task; gradient clipping at 1, as is usual for RNNs
+    (``clip=None``: none, and the name says ``noclip``)."""
     what = f"{data['kind']}{data['length']}"
-    name = tag(intended, label, what, f"d{depth}", f"w{width}", f"s{seed}")
+    clip_tag = "noclip" if clip is None else ""
+    name = tag(intended, label, what, clip_tag, f"d{depth}", f"w{width}", f"s{seed}")
     model = family(kind, depth, width, **extra)
-    spec = experiment(
-        name, model, data, init=init, seed=seed, lr=lr, clip_grad_norm=1.0, steps=1500
-    )
+    opt: dict[str, Any] = {} if clip is None else {"clip_grad_norm": clip}
+    spec = experiment(name, model, data, init=init, seed=seed, lr=lr, steps=steps, **opt)
     return Case(name, split, intended, spec, fix)
 
 
@@ -225,7 +229,8 @@ def recurrent(
 
 
 def healthy() -> list[Case]:
-    """Designs that should train, including hard ones a careless rule would flag."""
+    """Designs that should train, including hard ones a careless rule would flag. Long: a
+    table, one entry per design."""
     h = "healthy"
     c: list[Case] = []
     c += mlp_cases(h, "relu-he", [

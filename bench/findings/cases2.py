@@ -37,12 +37,14 @@ from cases import (
     family,
     mlp_cases,
     normal,
+    recurrent,
     sequence,
     tag,
 )
 
 FB1: Spec = {"scheme": "default", "lstm_forget_bias": 1.0}
 TO_GRU: list[Edit] = [{"path": "model.family", "value": "gru"}]
+rec = recurrent  # the short name these tables use
 TO_FB1: list[Edit] = [{"path": "init.lstm_forget_bias", "value": 1.0}]
 GAIN1: list[Edit] = [{"path": "init.gain", "value": 1.0}]
 NO_BIAS: list[Edit] = [{"path": "init.bias_std", "value": 0.0}]
@@ -54,33 +56,6 @@ LR_01: list[Edit] = [{"path": "optimizer.lr", "value": 0.1}]
 
 def lstm_fb(bias: float) -> Spec:
     return {"scheme": "default", "lstm_forget_bias": bias}
-
-
-def rec(
-    intended: str,
-    label: str,
-    split: Split,
-    kind: str,
-    width: int,
-    data: Spec,
-    seed: int,
-    init: Spec | None = None,
-    fix: list[Edit] | None = None,
-    *,
-    depth: int = 1,
-    lr: float = 0.1,
-    clip: float | None = 1.0,
-    steps: int = 1500,
-    **extra: Any,
-) -> Case:
-    """An rnn/gru/lstm on a sequence task (like ``cases.recurrent``, with clipping optional)."""
-    what = f"{data['kind']}{data['length']}"
-    clip_tag = "noclip" if clip is None else ""
-    name = tag(intended, label, what, clip_tag, f"d{depth}", f"w{width}", f"s{seed}")
-    model = family(kind, depth, width, **extra)
-    opt: dict[str, Any] = {} if clip is None else {"clip_grad_norm": clip}
-    spec = experiment(name, model, data, init=init, seed=seed, lr=lr, steps=steps, **opt)
-    return Case(name, split, intended, spec, fix)
 
 
 def lay(
@@ -262,6 +237,7 @@ def lay2(intended: str, label: str, layers: list[Spec], data: str, seed: int, in
 
 
 def heldout2_healthy() -> list[Case]:
+    """The second held-out batch's healthy designs. Long: a table, one entry per design."""
     h = "healthy"
     bn_mlp = {"normalization": "batch"}
     c = [
@@ -335,6 +311,7 @@ def heldout2_healthy() -> list[Case]:
 
 
 def heldout2_faulty() -> list[Case]:
+    """The second held-out batch's faulty designs. Long: a table, one entry per design."""
     v, e, s = "vanishing_gradients", "exploding_gradients", "saturated_units"
     m, j, hi, lo = "short_memory", "jagged_activation", "lr_too_high", "lr_too_low_or_frozen"
     default = {"scheme": "default"}

@@ -113,6 +113,9 @@ def reusable(client: httpx.Client, spec: Record, path: Path) -> Record | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Long: the bench as one script read top to bottom (per case: train it, train its one-change
+    fix, label from the outcomes, write); its steps are used nowhere else, and split up they
+    would only pass the same dozen locals around."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8311")
     parser.add_argument("--out", type=Path, default=LABELS, help="labels file to write")

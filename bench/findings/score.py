@@ -40,6 +40,8 @@ def _alarms(findings: list[Finding]) -> dict[str, str]:
 
 
 def _score_split(rows: list[dict[str, Any]], found: dict[str, list[Finding]]) -> Report:
+    """One split's report. Long: the report's sections (detection, per class, false alarms,
+    per code) computed in the order the report prints them, from the same alarms."""
     faulty = [r for r in rows if r["label"].startswith("faulty:")]
     healthy = [r for r in rows if r["label"] == "healthy"]
     alarms = {r["name"]: _alarms(found[r["name"]]) for r in rows}
