@@ -5,7 +5,8 @@ Two kinds:
 - **Per request**, measured here: ``trainability_http_request_duration_seconds`` (histogram
   by method, route template and status class; the time to the response's first byte, so a
   long event stream counts its latency, not its length), by an ASGI middleware that also logs
-  one access line per request carrying the job id of ``/v1/experiments/{job_id}`` routes.
+  one access line per request carrying the job id of ``/v1/experiments/{job_id}`` routes
+  (and of the job a submission created: the route's ``request.state.job_id``).
 - **Of the whole service**, read from Redis at scrape time, so every API replica reports the
   same numbers: experiments by status (the status indexes), tasks waiting per broker queue
   (the list lengths) and reserved by workers (kombu's ``unacked``), live workers, and
@@ -158,7 +159,9 @@ class RequestMetrics:
             self.histogram.labels(scope["method"], template, f"{status // 100}xx").observe(
                 elapsed
             )
-            job_id = (scope.get("path_params") or {}).get("job_id")
+            # the job the path names, or the one the request created (``scope["state"]``)
+            job_id = ((scope.get("path_params") or {}).get("job_id")
+                      or (scope.get("state") or {}).get("job_id"))
             with job_context(job_id):
                 access_log.info(
                     "%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed * 1000,

@@ -4,8 +4,8 @@ Each takes the store (and the dispatcher, settings, caller it needs), returns re
 raises domain errors (``worker.core.errors``); the routes turn those into schemas and HTTP.
 With auth on, another key's job is ``JobNotFound`` everywhere, exactly like an unknown id.
 
-Submitting writes the job record before the task is enqueued; a failed enqueue fails the job
-(and frees its Idempotency-Key) and is a 503, so a retry can succeed.
+Submitting writes the job record and its task in one Redis script: a Redis that is down is a
+503 with nothing written, so a retry (with the same Idempotency-Key too) can succeed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from service.auth import Caller
 from service.live.events import ExperimentEvents
 from service.schemas.experiments import ExperimentCreate
 from service.settings import ServiceSettings
-from worker.core.errors import BrokerUnavailable, JobNotFound, TrainabilityError
+from worker.core.errors import JobNotFound, TrainabilityError
 from worker.jobs.dispatch import JobDispatcher, queue_for
 from worker.jobs.records import JobPage, JobRecord, JobStatus
 from worker.jobs.store import JobFeed, JobStore
@@ -43,20 +43,20 @@ def submit_experiment(
     *,
     settings: ServiceSettings,
     store: JobStore,
-    dispatcher: JobDispatcher,
     caller: Caller,
     idempotency_key: str | None = None,
 ) -> Submission:
-    """Check the callback against the allowlist, record the job (once per Idempotency-Key),
-    then enqueue it. ``body`` is as ``read_submission`` returns it: schema-valid and within
-    the budgets (checked there, once, with every other problem of the spec)."""
+    """Check the callback against the allowlist, then record the job and enqueue its task in
+    one write (once per Idempotency-Key). ``body`` is as ``read_submission`` returns it:
+    schema-valid and within the budgets (checked there, once, with every other problem of
+    the spec)."""
     if body.callback_url is not None:
         check_callback_url(body.callback_url, settings.webhook_allowlist)
     queue = queue_for(body.training.device, settings)
     if idempotency_key is None:
         job = store.create(body.spec_json(), name=body.name, queue=queue, owner=caller.name,
                            callback_url=body.callback_url, max_active=caller.max_queued,
-                           tags=body.tags)
+                           tags=body.tags, enqueue=True)
         created = True
     else:
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
@@ -64,25 +64,9 @@ def submit_experiment(
             body.spec_json(), name=body.name, queue=queue, owner=caller.name,
             callback_url=body.callback_url, max_active=caller.max_queued,
             idempotency_key=idempotency_key, fingerprint=fingerprint,
-            ttl_s=settings.idempotency_ttl_s, tags=body.tags,
+            ttl_s=settings.idempotency_ttl_s, tags=body.tags, enqueue=True,
         )
-    if created:
-        _enqueue(store, dispatcher, job, queue, caller=caller, idempotency_key=idempotency_key)
     return Submission(job=job, created=created)
-
-
-def _enqueue(store: JobStore, dispatcher: JobDispatcher, job: JobRecord, queue: str, *,
-             caller: Caller, idempotency_key: str | None) -> None:
-    try:
-        dispatcher.enqueue(job.id, queue=queue)
-    except BrokerUnavailable as exc:
-        with contextlib.suppress(TrainabilityError):  # best effort: the 503 is what matters
-            store.finish(job.id, "failed", error=f"not enqueued: {exc}")
-        if idempotency_key is not None:  # a retry with this key must be able to succeed
-            with contextlib.suppress(TrainabilityError):
-                store.forget_idempotency_key(caller.name, idempotency_key)
-        raise
-    log.info("experiment submitted to %s", queue, extra={"job_id": job.id})
 
 
 def get_experiment(store: JobStore, job_id: str, caller: Caller) -> JobRecord:

@@ -1,7 +1,9 @@
-"""The experiment use cases as plain functions: a real Redis job store, and a dispatcher that
-is a real ``JobDispatcher`` whose broker is down."""
+"""The experiment use cases as plain functions: a real Redis job store (which is also the
+broker: a submission's task lands on the queue's list), and a recording ``JobDispatcher``."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -9,22 +11,24 @@ from service.auth import ANONYMOUS, Caller
 from service.schemas.experiments import ExperimentCreate
 from service.settings import ServiceSettings
 from service.usecases import experiments
-from worker.core.errors import BrokerUnavailable, JobNotFound, JobStateConflict
+from worker.core.errors import (
+    IdempotencyKeyReused,
+    JobNotFound,
+    JobStateConflict,
+    QuotaExceeded,
+)
 from worker.jobs.redis_store import RedisJobStore
 
 DB = 7
 
 
 class Dispatcher:
-    """A ``JobDispatcher`` that records what it sends, or fails like a broker that is down."""
+    """A ``JobDispatcher`` that records what it sends (cancel's webhook)."""
 
-    def __init__(self, *, down: bool = False) -> None:
-        self.down = down
+    def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
     def enqueue(self, job_id: str, *, queue: str) -> None:
-        if self.down:
-            raise BrokerUnavailable("broker down")
         self.sent.append(("run", job_id))
 
     def send_webhook(self, job_id: str) -> None:
@@ -51,33 +55,42 @@ def body(spec_doc) -> ExperimentCreate:
     return ExperimentCreate.model_validate(spec_doc())
 
 
-def submit(body, settings, store, dispatcher, caller=ANONYMOUS, key=None):
-    return experiments.submit_experiment(body, settings=settings, store=store,
-                                         dispatcher=dispatcher, caller=caller,
+def submit(body, settings, store, caller=ANONYMOUS, key=None):
+    return experiments.submit_experiment(body, settings=settings, store=store, caller=caller,
                                          idempotency_key=key)
 
 
-def test_submit_records_then_enqueues_and_replays_a_key(body, settings, store):
-    dispatcher = Dispatcher()
-    first = submit(body, settings, store, dispatcher, key="k")
-    again = submit(body, settings, store, dispatcher, key="k")
+def waiting(store: RedisJobStore, queue: str = "cpu") -> list[str]:
+    """The job ids of the run tasks on ``queue``'s broker list, oldest first."""
+    return [json.loads(raw)["headers"]["argsrepr"].strip("[']")
+            for raw in reversed(store.client.lrange(queue, 0, -1))]
+
+
+def test_submit_records_and_enqueues_in_one_write_and_replays_a_key(body, settings, store):
+    first = submit(body, settings, store, key="k")
+    again = submit(body, settings, store, key="k")
     assert first.created and not again.created and again.job.id == first.job.id
-    assert dispatcher.sent == [("run", first.job.id)]
+    assert waiting(store) == [first.job.id]  # the replay enqueued nothing
     assert store.get(first.job.id).status == "queued"
+    other = submit(body, settings, store)
+    assert waiting(store) == [first.job.id, other.job.id]
 
 
-def test_a_failed_enqueue_fails_the_job_and_frees_the_key(body, settings, store):
-    with pytest.raises(BrokerUnavailable):
-        submit(body, settings, store, Dispatcher(down=True), key="k")
-    (failed,) = store.list_jobs().items
-    assert failed.status == "failed" and "not enqueued" in (store.get(failed.id).error or "")
-    retried = submit(body, settings, store, Dispatcher(), key="k")
-    assert retried.created and retried.job.id != failed.id
+def test_a_refused_submission_enqueues_nothing(body, settings, store):
+    alice = Caller(name="alice", max_queued=1)
+    job = submit(body, settings, store, caller=alice, key="k").job
+    with pytest.raises(QuotaExceeded):
+        submit(body, settings, store, caller=alice)
+    with pytest.raises(IdempotencyKeyReused):
+        submit(body.model_copy(update={"name": "another"}), settings, store, caller=alice,
+               key="k")
+    assert waiting(store) == [job.id]
+    assert [j.id for j in store.list_jobs().items] == [job.id]
 
 
 def test_another_keys_job_does_not_exist(body, settings, store):
     alice, bob = Caller(name="alice"), Caller(name="bob")
-    job = submit(body, settings, store, Dispatcher(), caller=alice).job
+    job = submit(body, settings, store, caller=alice).job
     assert experiments.get_experiment(store, job.id, alice).id == job.id
     for call in (lambda: experiments.get_experiment(store, job.id, bob),
                  lambda: experiments.cancel_experiment(store, Dispatcher(), job.id, bob),
@@ -92,7 +105,7 @@ def test_cancel_then_delete(spec_doc, settings, store):
     body = ExperimentCreate.model_validate({**spec_doc(),
                                             "callback_url": "https://hook.example.com/x"})
     dispatcher = Dispatcher()
-    job = submit(body, settings, store, dispatcher).job
+    job = submit(body, settings, store).job
     with pytest.raises(JobStateConflict):
         experiments.delete_experiment(store, job.id, ANONYMOUS)
     cancelled = experiments.cancel_experiment(store, dispatcher, job.id, ANONYMOUS)

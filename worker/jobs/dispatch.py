@@ -27,8 +27,8 @@ from celery import Celery
 from worker.core.errors import BrokerUnavailable
 from worker.core.settings import WEBHOOK_QUEUE, QueueName, Settings
 from worker.core.spec import DeviceRequest
+from worker.jobs.task_message import RUN_EXPERIMENT_TASK
 
-RUN_EXPERIMENT_TASK = "trainability.run_experiment"
 DELIVER_WEBHOOK_TASK = "trainability.deliver_webhook"
 EXPORT_MLFLOW_TASK = "trainability.export_mlflow"
 

@@ -56,6 +56,7 @@ from worker.jobs.redis_indexes import JobIndexes
 from worker.jobs.redis_layout import JOB_SCRIPTS, JobKeys, job_script
 from worker.jobs.redis_retention import keep_alive
 from worker.jobs.result_size import fit_result
+from worker.jobs.task_message import run_task_message
 
 #: How far apart the API's clock (``created_at``) and Redis's (``order``) may be: a
 #: ``created_after`` listing stops scanning this much before it.
@@ -112,11 +113,11 @@ class RedisJobStore(JobKeys):
     def create(
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None,
         owner: str | None = None, callback_url: str | None = None,
-        max_active: int | None = None, tags: Sequence[str] = (),
+        max_active: int | None = None, tags: Sequence[str] = (), enqueue: bool = False,
     ) -> JobRecord:
         record, _ = self._create_job(
             spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
-            callback_url=callback_url, max_active=max_active, tags=tags,
+            callback_url=callback_url, max_active=max_active, tags=tags, enqueue=enqueue,
         )
         return record
 
@@ -124,11 +125,11 @@ class RedisJobStore(JobKeys):
         self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
         fingerprint: str, ttl_s: int, owner: str | None = None,
         callback_url: str | None = None, max_active: int | None = None,
-        sweep_id: str | None = None, tags: Sequence[str] = (),
+        sweep_id: str | None = None, tags: Sequence[str] = (), enqueue: bool = False,
     ) -> tuple[JobRecord, bool]:
         return self._create_job(
             spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
-            callback_url=callback_url, max_active=max_active, tags=tags,
+            callback_url=callback_url, max_active=max_active, tags=tags, enqueue=enqueue,
             idempotency=(self.idempotency_key(owner, idempotency_key), fingerprint, ttl_s),
         )
 
@@ -140,6 +141,7 @@ class RedisJobStore(JobKeys):
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None,
         owner: str | None, callback_url: str | None, max_active: int | None,
         tags: Sequence[str] = (), idempotency: tuple[str, str, int] | None = None,
+        enqueue: bool = False,
     ) -> tuple[JobRecord, bool]:
         if owner is not None and not OWNER_RE.match(owner):
             raise ValueError(f"owner {owner!r} is not a valid API key name")
@@ -156,10 +158,13 @@ class RedisJobStore(JobKeys):
             "fields": fields, "owner": owner or "", "max_active": max_active or 0,
             "fingerprint": fingerprint, "idempotency_ttl": idem_ttl,
             "job_prefix": self.job_key_prefix(),
+            # the broker is this Redis (one redis_url): the task goes in the same script
+            "message": run_task_message(job_id, queue) if enqueue else "",
         }
         owner_key, *filter_keys = self.job_index_keys(owner=owner, tags=tags, sweep_id=sweep_id)
         reply = cast(list[str], self._run(
-            "create", job_id, params, owner_key, idem_key or self.index_key(), *filter_keys
+            "create", job_id, params, owner_key, idem_key or self.index_key(), queue,
+            *filter_keys,
         ))
         if reply[0] == "replay":
             return self.get(reply[1]), False

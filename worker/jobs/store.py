@@ -48,19 +48,22 @@ class JobStore(Protocol):
     def create(
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None,
         owner: str | None = None, callback_url: str | None = None,
-        max_active: int | None = None, tags: Sequence[str] = (),
+        max_active: int | None = None, tags: Sequence[str] = (), enqueue: bool = False,
     ) -> JobRecord:
         """Record a new ``queued`` job and return it (``QuotaExceeded`` over ``max_active``).
 
-        ``tags`` (``TAG_RE``, at most ``MAX_TAGS``) label it for listings."""
+        ``tags`` (``TAG_RE``, at most ``MAX_TAGS``) label it for listings. ``enqueue``: hand
+        its run task to the workers of ``queue`` in the same write (the broker shares the
+        store's Redis), so that neither is ever written without the other."""
 
     def create_idempotent(
         self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
         fingerprint: str, ttl_s: int, owner: str | None = None,
         callback_url: str | None = None, max_active: int | None = None,
-        sweep_id: str | None = None, tags: Sequence[str] = (),
+        sweep_id: str | None = None, tags: Sequence[str] = (), enqueue: bool = False,
     ) -> tuple[JobRecord, bool]:
-        """``create`` once per (owner, key): (the job, whether it was created now).
+        """``create`` once per (owner, key): (the job, whether it was created now; only then
+        is its task enqueued).
 
         The same key with the same ``fingerprint`` returns the job the key created, even while
         that request is still in flight; another fingerprint is ``IdempotencyKeyReused``.

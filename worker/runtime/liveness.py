@@ -34,9 +34,9 @@ from celery.worker import state as worker_state
 from worker.core.errors import TrainabilityError
 from worker.core.settings import get_settings
 from worker.jobs.broker import Reservation, Reservations
-from worker.jobs.dispatch import RUN_EXPERIMENT_TASK
 from worker.jobs.redis_conn import connect
 from worker.jobs.registry import WorkerRegistry, registry_from_settings
+from worker.jobs.task_message import RUN_EXPERIMENT_TASK
 from worker.runtime.child import warm_up_reports
 from worker.runtime.periodic import Periodic
 

@@ -19,10 +19,10 @@ from worker.core.spec import ExperimentSpec
 from worker.jobs.dispatch import (
     DELIVER_WEBHOOK_TASK,
     EXPORT_MLFLOW_TASK,
-    RUN_EXPERIMENT_TASK,
     CeleryDispatcher,
 )
 from worker.jobs.redis_store import RedisJobStore, store_from_settings
+from worker.jobs.task_message import RUN_EXPERIMENT_TASK
 from worker.runtime.app import app
 from worker.runtime.attempt import ProgressFn, StopFn, execute_job
 from worker.runtime.mlflow_delivery import announce_export, export_job

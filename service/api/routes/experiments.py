@@ -66,22 +66,24 @@ CreatedAfter = Annotated[datetime | None, Query(
     },
 )
 def create_experiment(
-    raw: SubmissionBody, response: Response, settings: SettingsDep, store: StoreDep,
-    dispatcher: DispatcherDep, caller: CallerDep, idempotency_key: IdempotencyKey = None,
+    raw: SubmissionBody, request: Request, response: Response, settings: SettingsDep,
+    store: StoreDep,
+    caller: CallerDep, idempotency_key: IdempotencyKey = None,
 ) -> ExperimentAccepted:
     """Submit a design to train and diagnose; poll the ``Location`` for its status and result.
 
     The spec is validated strictly and checked against the server budgets (422 names the
     field, or the limit with its value): every error at once, like the dry run. Optional
-    ``tags`` label the job for listings. The job is recorded before it is enqueued. With
+    ``tags`` label the job for listings. The job and its task are written together. With
     auth on, a key over its limit of queued plus running experiments gets a 429. An optional
     ``callback_url`` is called (signed) when the experiment ends.
     """
     submission = usecases.submit_experiment(
-        read_submission(raw, settings), settings=settings, store=store, dispatcher=dispatcher,
-        caller=caller, idempotency_key=idempotency_key,
+        read_submission(raw, settings), settings=settings, store=store, caller=caller,
+        idempotency_key=idempotency_key,
     )
     job = submission.job
+    request.state.job_id = job.id  # on the request's access line (service/live/metrics.py)
     if not submission.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -1,7 +1,10 @@
 -- Record a new queued job.
 -- KEYS[12] owner index (unused when P.owner is ''); KEYS[13] idempotency key (unused when
--- P.fingerprint is ''); KEYS[14..] the job's sweep and tag indexes. Returns {'created', order} | {'replay', id} | {'mismatch', id} |
--- {'quota', count}.
+-- P.fingerprint is ''); KEYS[14] the broker list of the job's queue (unused when P.message is
+-- ''); KEYS[15..] the job's sweep and tag indexes.
+-- P.message: the run task's broker message (worker/jobs/task_message.py), pushed as kombu
+-- pushes it, so that the job and its task are written together or not at all.
+-- Returns {'created', order} | {'replay', id} | {'mismatch', id} | {'quota', count}.
 if P.fingerprint ~= '' then
   local prev = redis.call('GET', KEYS[13])
   if prev then
@@ -35,9 +38,10 @@ for _, key in ipairs({ALL, INDEX.queued}) do
   redis.call('ZADD', key, order, fields.id); keep(key)
 end
 if P.owner ~= '' then redis.call('ZADD', KEYS[12], order, fields.id); keep(KEYS[12]) end
-for i = 14, #KEYS do redis.call('ZADD', KEYS[i], order, fields.id); keep(KEYS[i]) end
+for i = 15, #KEYS do redis.call('ZADD', KEYS[i], order, fields.id); keep(KEYS[i]) end
 if P.fingerprint ~= '' then
   redis.call('SET', KEYS[13], P.fingerprint .. ' ' .. fields.id, 'EX', P.idempotency_ttl)
 end
+if P.message ~= '' then redis.call('LPUSH', KEYS[14], P.message) end
 redis.call('PUBLISH', P.channel, 'queued')
 return {'created', order}
