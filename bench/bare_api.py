@@ -1,12 +1,17 @@
-"""The bare FastAPI app ``bench_api.py`` measures ours against (served by uvicorn, not run).
+"""The bare FastAPI apps ``bench_api.py`` measures ours against (served by uvicorn, not run).
 
-The same two routes with the least work FastAPI allows, in the same style as ours (sync
-handlers, so both run in the threadpool): ``POST /v1/experiments`` parses the JSON body into a
-pydantic model and answers 202 with an id and a Location, as ours does, without validation of
-the spec, Redis or a broker; ``GET /v1/experiments/{job_id}`` answers the JSON document in the
-file ``BARE_API_GET_BODY`` names (``bench_api.py`` writes one of our GET answers there, so
-both answers have the same size). Served with:
-  uvicorn bare_api:app --app-dir bench
+The same two routes with the least work FastAPI allows: ``POST /v1/experiments`` parses the
+JSON body into a pydantic model and answers 202 with an id and a Location, as ours does,
+without validation of the spec, Redis or a broker; ``GET /v1/experiments/{job_id}`` answers
+the JSON document in the file ``BARE_API_GET_BODY`` names (``bench_api.py`` writes one of our
+GET answers there, so both answers have the same size). Two apps:
+
+- ``app``: plain ``def`` handlers, run in the thread pool: the reference of the targets (the
+  endpoint the issue measured);
+- ``app_async``: the same handlers as ``async def``, on the event loop, as ours are: the
+  framework's floor, reported beside it.
+
+Served with ``uvicorn bare_api:app --app-dir bench`` (or ``bare_api:app_async``).
 """
 
 from __future__ import annotations
@@ -58,11 +63,30 @@ app = FastAPI(title="bare")
 
 @app.post("/v1/experiments", status_code=202, response_model=Accepted)
 def create(body: Submission, response: Response) -> Accepted:
+    return _accept(response)
+
+
+@app.get("/v1/experiments/{job_id}")
+def read(job_id: str) -> dict[str, Any]:
+    return {**GET_BODY, "id": job_id}
+
+
+def _accept(response: Response) -> Accepted:
     job_id = uuid.uuid4().hex
     response.headers["Location"] = f"/v1/experiments/{job_id}"
     return Accepted(id=job_id, status="queued", links=Links(self=f"/v1/experiments/{job_id}"))
 
 
-@app.get("/v1/experiments/{job_id}")
-def read(job_id: str) -> dict[str, Any]:
+# The same two routes as ``async def``: no thread-pool hop (ours are async). Served with:
+#   uvicorn bare_api:app_async --app-dir bench
+app_async = FastAPI(title="bare-async")
+
+
+@app_async.post("/v1/experiments", status_code=202, response_model=Accepted)
+async def create_async(body: Submission, response: Response) -> Accepted:
+    return _accept(response)
+
+
+@app_async.get("/v1/experiments/{job_id}")
+async def read_async(job_id: str) -> dict[str, Any]:
     return {**GET_BODY, "id": job_id}

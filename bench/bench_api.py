@@ -1,34 +1,37 @@
-"""API throughput and latency: ours against a bare FastAPI app, side by side in one run.
+"""API throughput and latency: ours against bare FastAPI apps, side by side in one run.
 
-It starts a private ``redis-server``, our API (``uvicorn service.main:app``) and a bare FastAPI
-app (``bench/bare_api.py``: the same routes, parsing the same body with a pydantic model, no
-validation, no Redis) as two uvicorn servers with the same number of processes, each logging as
-deployed: one access line per request (ours its own, as ``trainability api`` and the API image
-run it with uvicorn's off; the bare app uvicorn's). Then it drives both with ``wrk`` (Debian's
-package):
-  post   POST /v1/experiments with a small valid spec (ours records and enqueues a job each
-         time; no worker runs, so the jobs stay queued; auth is off, so no per-key limit of
-         queued jobs applies and every answer should be a 202),
-  get    GET /v1/experiments/{id} of one queued job (the bare app answers a copy of our answer,
-         so the two are the same size).
-The four (app, route) pairs run in a shuffled order each round, after an unmeasured warm-up
+It starts a private ``redis-server``, our API (``uvicorn service.main:app``) and two bare
+FastAPI apps (``bench/bare_api.py``: the same routes, parsing the same body with a pydantic
+model, no validation, no Redis; ``bare`` with plain ``def`` handlers, the targets' reference,
+and ``bare-async``, the same as ``async def``, as ours are) as uvicorn servers with the same
+number of processes, each logging as deployed: one access line per request (ours its own, as
+``trainability api`` and the API image run it with uvicorn's off; the bare apps uvicorn's).
+Then it drives them with ``wrk`` (Debian's package):
+  post   POST /v1/experiments with a small valid spec (ours records a job and pushes its task
+         each time; no worker runs, so the jobs stay queued; auth is off, so no per-key limit
+         of queued jobs applies and every answer should be a 202),
+  get    GET /v1/experiments/{id} of one queued job (the bare apps answer a copy of our
+         answer, so the answers are the same size).
+The six (app, route) pairs run in a shuffled order each round, after an unmeasured warm-up
 of each. Per pair: requests/s, latency p50/p90/p99 (wrk's own histogram), and the answers'
 status codes (every answer that is not the expected 202/200 is counted and reported: it would
-make a throughput figure meaningless). Ratios ours/bare are per round, median [min-max]. The
-targets checked: POST >= 0.5x the bare endpoint, GET >= 0.7x.
+make a throughput figure meaningless). Ratios ours/bare (and ours/bare-async, printed beside)
+are per round, median [min-max]. The targets checked: POST >= 0.5x the bare endpoint, GET
+>= 0.7x.
 
-Usage (the full measurement: about 2.5 minutes, 3 rounds of 4 x 10 s):
+Usage (the full measurement: about 3.5 minutes, 3 rounds of 6 x 10 s):
   .venv/bin/python bench/bench_api.py --duration 10 --connections 32 --threads 2 --rounds 3 \
       --json bench/out/api.json
-Smoke run (about 30 s):
+Smoke run (about 40 s):
   .venv/bin/python bench/bench_api.py --duration 2 --rounds 1
-Options: [--processes 1] (uvicorn --workers, both apps) [--wrk /usr/bin/wrk]
-  [--quiet-logs] (both apps without access lines: uvicorn --no-access-log --log-level warning)
+Options: [--processes 1] (uvicorn --workers, every app) [--wrk /usr/bin/wrk]
+  [--quiet-logs] (every app without access lines: uvicorn --no-access-log --log-level warning)
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -56,6 +59,8 @@ from bench.raw_numbers import write_report  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"post": 0.5, "get": 0.7}
 EXPECTED = {"post": 202, "get": 200}
+#: Ours, the bare app with sync handlers (the targets' reference), its async twin.
+APPS = ("ours", "bare", "bare-async")
 
 SPEC: dict[str, Any] = {
     "spec_version": 1,
@@ -196,7 +201,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="trainability-bench-api-"))
     procs = Procs()
     try:
-        rport, ours_port, bare_port = free_port(), free_port(), free_port()
+        rport, ours_port, bare_port, async_port = (free_port() for _ in range(4))
         procs.start(redis_argv(redis_server, rport, tmp), tmp / "redis.log")
         wait_for(lambda: pings(rport), 15, "redis-server", log=tmp / "redis.log")
         env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{rport}/0",
@@ -215,15 +220,19 @@ def main() -> int:
         got = httpx.get(f"{ours_url}/v1/experiments/{job_id}", timeout=30)
         got.raise_for_status()
         (tmp / "get_body.json").write_text(got.text)
-        bare = procs.start(uvicorn_argv("bare_api:app", bare_port, args.processes,
-                                        args.quiet_logs), tmp / "bare.log",
-                           {**env, "BARE_API_GET_BODY": str(tmp / "get_body.json")})
-        bare_url = f"http://127.0.0.1:{bare_port}"
-        wait_for(lambda: answers(f"{bare_url}/v1/experiments/{job_id}"), 60, "the bare app",
-                 bare, tmp / "bare.log")
-        check = httpx.post(f"{bare_url}/v1/experiments", json=SPEC, timeout=30)
-        if check.status_code != 202:
-            raise SystemExit(f"bench_api: the bare app answered {check.status_code}")
+        base = {"ours": ours_url}
+        for name, module_app, port in (("bare", "bare_api:app", bare_port),
+                                       ("bare-async", "bare_api:app_async", async_port)):
+            proc = procs.start(uvicorn_argv(module_app, port, args.processes, args.quiet_logs),
+                               tmp / f"{name}.log",
+                               {**env, "BARE_API_GET_BODY": str(tmp / "get_body.json")})
+            base[name] = f"http://127.0.0.1:{port}"
+            probe = f"{base[name]}/v1/experiments/{job_id}"
+            wait_for(functools.partial(answers, probe), 60, f"the {name} app", proc,
+                     tmp / f"{name}.log")
+            check = httpx.post(f"{base[name]}/v1/experiments", json=SPEC, timeout=30)
+            if check.status_code != 202:
+                raise SystemExit(f"bench_api: the {name} app answered {check.status_code}")
 
         post_lua = tmp / "post.lua"
         post_lua.write_text(
@@ -232,10 +241,8 @@ def main() -> int:
             'wrk.headers["Content-Type"] = "application/json"\n' + STATS_LUA)
         get_lua = tmp / "get.lua"
         get_lua.write_text(STATS_LUA)
-        urls = {("ours", "post"): f"{ours_url}/v1/experiments",
-                ("bare", "post"): f"{bare_url}/v1/experiments",
-                ("ours", "get"): f"{ours_url}/v1/experiments/{job_id}",
-                ("bare", "get"): f"{bare_url}/v1/experiments/{job_id}"}
+        paths = {"post": "/v1/experiments", "get": f"/v1/experiments/{job_id}"}
+        urls = {(app, route): url + paths[route] for app, url in base.items() for route in paths}
         scripts = {"post": post_lua, "get": get_lua}
         pairs = list(urls)
 
@@ -259,7 +266,7 @@ def main() -> int:
                 runs.append({"round": rnd, "app": app, "route": route, **stats,
                              "statuses": statuses, "unexpected": other})
                 lat = stats["latency_us"]
-                print(f"  round {rnd + 1} {app:<4} {route:<4} {stats['requests_per_s']:8.0f} "
+                print(f"  round {rnd + 1} {app:<10} {route:<4} {stats['requests_per_s']:8.0f} "
                       f"req/s  p50 {lat['p50'] / 1000:7.2f} ms  p99 {lat['p99'] / 1000:7.2f} ms"
                       f"  statuses {statuses}", flush=True)
         queued = redis.Redis(port=rport).llen("cpu")
@@ -269,7 +276,7 @@ def main() -> int:
     rows: dict[str, Any] = {}
     for route in ("post", "get"):
         row: dict[str, Any] = {}
-        for app in ("ours", "bare"):
+        for app in APPS:
             mine = [r for r in runs if r["app"] == app and r["route"] == route]
             row[app] = {
                 "requests_per_s": spread([r["requests_per_s"] for r in mine]),
@@ -279,22 +286,23 @@ def main() -> int:
                 "socket_errors": sum(sum(r["errors"].values()) for r in mine),
                 "requests": sum(r["requests"] for r in mine),
             }
-        per_round = []
-        for rnd in range(args.rounds):
-            o, b = ([r["requests_per_s"] for r in runs
-                     if r["round"] == rnd and r["app"] == a and r["route"] == route][0]
-                    for a in ("ours", "bare"))
-            per_round.append(o / b)
-        row["ratio"] = spread(per_round)
+        for key, reference in (("ratio", "bare"), ("ratio_async", "bare-async")):
+            per_round = []
+            for rnd in range(args.rounds):
+                o, b = ([r["requests_per_s"] for r in runs
+                         if r["round"] == rnd and r["app"] == a and r["route"] == route][0]
+                        for a in ("ours", reference))
+                per_round.append(o / b)
+            row[key] = spread(per_round)
         rows[route] = row
 
-    print(f"\n{'route':<26} {'app':<5} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
+    print(f"\n{'route':<26} {'app':<10} {'req/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}"
           f" {'not 2xx*':>8} {'sock err':>8}")
     names = {"post": "POST /v1/experiments", "get": "GET /v1/experiments/{id}"}
     for route, row in rows.items():
-        for app in ("ours", "bare"):
+        for app in APPS:
             a = row[app]
-            print(f"{names[route]:<26} {app:<5} {a['requests_per_s']['median']:8.0f} "
+            print(f"{names[route]:<26} {app:<10} {a['requests_per_s']['median']:8.0f} "
                   f"{a['p50_ms']['median']:8.2f} {a['p90_ms']['median']:8.2f} "
                   f"{a['p99_ms']['median']:8.2f} {a['unexpected_statuses']:>8} "
                   f"{a['socket_errors']:>8}")
@@ -311,6 +319,8 @@ def main() -> int:
         verdicts[route] = {"limit": limit, "median": r["median"], "verdict": ok}
         print(f"target {names[route]} ours/bare >= {limit}: {r['median']:.2f}x "
               f"[{r['min']:.2f}-{r['max']:.2f}] over {r['n']} round(s), {ok}")
+        a = row["ratio_async"]
+        print(f"  (ours/bare-async, beside it: {a['median']:.2f}x [{a['min']:.2f}-{a['max']:.2f}])")
     if args.json is not None:
         report = {"bench": "api",
                   "config": {k: str(v) if isinstance(v, Path) else v

@@ -27,6 +27,7 @@ from worker.jobs.broker import RedisBrokerQueues
 from worker.jobs.dispatch import CeleryDispatcher
 from worker.jobs.redis_conn import CircuitBreaker, connect
 from worker.jobs.redis_feed import feed_from_settings
+from worker.jobs.redis_intake import intake_from_settings
 from worker.jobs.redis_store import RedisJobStore
 from worker.jobs.registry import RedisWorkerRegistry
 from worker.jobs.remedy_links import remedy_links_from_client
@@ -95,6 +96,8 @@ def _lifespan(settings: ServiceSettings, breaker: CircuitBreaker, dispatcher: Ce
         # The live feed (server-sent events) is async: it belongs to the serving event loop.
         app.state.job_feed = feed_from_settings(
             settings, socket_timeout_s=settings.request_redis_timeout_s, breaker=breaker)
+        app.state.job_intake = intake_from_settings(
+            settings, socket_timeout_s=settings.request_redis_timeout_s, breaker=breaker)
         # Everything built so far (modules, the app, its routes and schemas: ~160,000
         # objects) lives as long as the process: out of the collector's sight, a full
         # collection under load takes ~13 ms instead of ~90 (measured under the POST load
@@ -102,6 +105,7 @@ def _lifespan(settings: ServiceSettings, breaker: CircuitBreaker, dispatcher: Ce
         gc.freeze()
         yield
         await app.state.job_feed.close()
+        await app.state.job_intake.close()
         app.state.plot_renderer.close()
         dispatcher.close()
 

@@ -14,7 +14,7 @@ from service.settings import ServiceSettings
 from worker.jobs.dispatch import JobDispatcher
 from worker.jobs.registry import WorkerRegistry
 from worker.jobs.remedy_links import RemedyLinks
-from worker.jobs.store import JobFeed, JobStore
+from worker.jobs.store import JobFeed, JobIntake, JobStore
 from worker.jobs.sweep_store import SweepStore
 
 
@@ -42,6 +42,8 @@ get_settings: Callable[[Request], Awaitable[ServiceSettings]] = _app_state(
 get_store: Callable[[Request], Awaitable[JobStore]] = _app_state("store", "The job store.")
 get_job_feed: Callable[[Request], Awaitable[JobFeed]] = _app_state(
     "job_feed", "The live view of the job store (opened by the app's lifespan, on its event loop).")
+get_intake: Callable[[Request], Awaitable[JobIntake]] = _app_state(
+    "job_intake", "Submissions: a job and its task in one write (opened by the lifespan).")
 get_dispatcher: Callable[[Request], Awaitable[JobDispatcher]] = _app_state(
     "dispatcher", "Sends tasks to the workers.")
 get_sweep_store: Callable[[Request], Awaitable[SweepStore]] = _app_state(
@@ -54,6 +56,7 @@ get_registry: Callable[[Request], Awaitable[WorkerRegistry]] = _app_state(
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 JobFeedDep = Annotated[JobFeed, Depends(get_job_feed)]
+IntakeDep = Annotated[JobIntake, Depends(get_intake)]
 DispatcherDep = Annotated[JobDispatcher, Depends(get_dispatcher)]
 RegistryDep = Annotated[WorkerRegistry, Depends(get_registry)]
 SweepStoreDep = Annotated[SweepStore, Depends(get_sweep_store)]

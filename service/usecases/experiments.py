@@ -24,7 +24,7 @@ from service.settings import ServiceSettings
 from worker.core.errors import JobNotFound, TrainabilityError
 from worker.jobs.dispatch import JobDispatcher, queue_for
 from worker.jobs.records import JobPage, JobRecord, JobStatus
-from worker.jobs.store import JobFeed, JobStore
+from worker.jobs.store import JobFeed, JobIntake, JobStore
 from worker.jobs.webhooks import check_callback_url
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,11 @@ class Submission:
     created: bool
 
 
-def submit_experiment(
+async def submit_experiment(
     body: ExperimentCreate,
     *,
     settings: ServiceSettings,
-    store: JobStore,
+    intake: JobIntake,
     caller: Caller,
     idempotency_key: str | None = None,
 ) -> Submission:
@@ -52,20 +52,15 @@ def submit_experiment(
     the spec)."""
     if body.callback_url is not None:
         check_callback_url(body.callback_url, settings.webhook_allowlist)
-    queue = queue_for(body.training.device, settings)
-    if idempotency_key is None:
-        job = store.create(body.spec_json(), name=body.name, queue=queue, owner=caller.name,
-                           callback_url=body.callback_url, max_active=caller.max_queued,
-                           tags=body.tags, enqueue=True)
-        created = True
-    else:
+    idempotency = None
+    if idempotency_key is not None:
         fingerprint = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-        job, created = store.create_idempotent(
-            body.spec_json(), name=body.name, queue=queue, owner=caller.name,
-            callback_url=body.callback_url, max_active=caller.max_queued,
-            idempotency_key=idempotency_key, fingerprint=fingerprint,
-            ttl_s=settings.idempotency_ttl_s, tags=body.tags, enqueue=True,
-        )
+        idempotency = (idempotency_key, fingerprint, settings.idempotency_ttl_s)
+    job, created = await intake.submit(
+        body.spec_json(), name=body.name, queue=queue_for(body.training.device, settings),
+        owner=caller.name, callback_url=body.callback_url, max_active=caller.max_queued,
+        tags=body.tags, idempotency=idempotency,
+    )
     return Submission(job=job, created=created)
 
 

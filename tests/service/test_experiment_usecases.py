@@ -1,11 +1,14 @@
-"""The experiment use cases as plain functions: a real Redis job store (which is also the
-broker: a submission's task lands on the queue's list), and a recording ``JobDispatcher``."""
+"""The experiment use cases as plain functions: a real Redis job store and intake (the store's
+Redis is also the broker: a submission's task lands on its queue's list), and a recording
+``JobDispatcher``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+import redis.asyncio
 
 from service.auth import ANONYMOUS, Caller
 from service.schemas.experiments import ExperimentCreate
@@ -17,6 +20,7 @@ from worker.core.errors import (
     JobStateConflict,
     QuotaExceeded,
 )
+from worker.jobs.redis_intake import RedisJobIntake
 from worker.jobs.redis_store import RedisJobStore
 
 DB = 7
@@ -55,9 +59,23 @@ def body(spec_doc) -> ExperimentCreate:
     return ExperimentCreate.model_validate(spec_doc())
 
 
-def submit(body, settings, store, caller=ANONYMOUS, key=None):
-    return experiments.submit_experiment(body, settings=settings, store=store, caller=caller,
-                                         idempotency_key=key)
+@pytest.fixture
+def submit(redis_server, settings, store):
+    """``submit_experiment`` through a real ``RedisJobIntake`` (redis.asyncio) on ``store``'s
+    database, each call on its own event loop."""
+
+    def call(body, caller=ANONYMOUS, key=None):
+        async def go():
+            client = redis.asyncio.Redis(port=redis_server.port, db=DB, decode_responses=True)
+            intake = RedisJobIntake(client, prefix=store.prefix, retention_seconds=600)
+            try:
+                return await experiments.submit_experiment(
+                    body, settings=settings, intake=intake, caller=caller, idempotency_key=key)
+            finally:
+                await intake.close()
+        return asyncio.run(go())
+
+    return call
 
 
 def waiting(store: RedisJobStore, queue: str = "cpu") -> list[str]:
@@ -66,31 +84,30 @@ def waiting(store: RedisJobStore, queue: str = "cpu") -> list[str]:
             for raw in reversed(store.client.lrange(queue, 0, -1))]
 
 
-def test_submit_records_and_enqueues_in_one_write_and_replays_a_key(body, settings, store):
-    first = submit(body, settings, store, key="k")
-    again = submit(body, settings, store, key="k")
+def test_submit_records_and_enqueues_in_one_write_and_replays_a_key(body, store, submit):
+    first = submit(body, key="k")
+    again = submit(body, key="k")
     assert first.created and not again.created and again.job.id == first.job.id
     assert waiting(store) == [first.job.id]  # the replay enqueued nothing
     assert store.get(first.job.id).status == "queued"
-    other = submit(body, settings, store)
+    other = submit(body)
     assert waiting(store) == [first.job.id, other.job.id]
 
 
-def test_a_refused_submission_enqueues_nothing(body, settings, store):
+def test_a_refused_submission_enqueues_nothing(body, store, submit):
     alice = Caller(name="alice", max_queued=1)
-    job = submit(body, settings, store, caller=alice, key="k").job
+    job = submit(body, caller=alice, key="k").job
     with pytest.raises(QuotaExceeded):
-        submit(body, settings, store, caller=alice)
+        submit(body, caller=alice)
     with pytest.raises(IdempotencyKeyReused):
-        submit(body.model_copy(update={"name": "another"}), settings, store, caller=alice,
-               key="k")
+        submit(body.model_copy(update={"name": "another"}), caller=alice, key="k")
     assert waiting(store) == [job.id]
     assert [j.id for j in store.list_jobs().items] == [job.id]
 
 
-def test_another_keys_job_does_not_exist(body, settings, store):
+def test_another_keys_job_does_not_exist(body, store, submit):
     alice, bob = Caller(name="alice"), Caller(name="bob")
-    job = submit(body, settings, store, caller=alice).job
+    job = submit(body, caller=alice).job
     assert experiments.get_experiment(store, job.id, alice).id == job.id
     for call in (lambda: experiments.get_experiment(store, job.id, bob),
                  lambda: experiments.cancel_experiment(store, Dispatcher(), job.id, bob),
@@ -101,11 +118,11 @@ def test_another_keys_job_does_not_exist(body, settings, store):
     assert store.get(job.id).status == "queued"
 
 
-def test_cancel_then_delete(spec_doc, settings, store):
+def test_cancel_then_delete(spec_doc, store, submit):
     body = ExperimentCreate.model_validate({**spec_doc(),
                                             "callback_url": "https://hook.example.com/x"})
     dispatcher = Dispatcher()
-    job = submit(body, settings, store).job
+    job = submit(body).job
     with pytest.raises(JobStateConflict):
         experiments.delete_experiment(store, job.id, ANONYMOUS)
     cancelled = experiments.cancel_experiment(store, dispatcher, job.id, ANONYMOUS)

@@ -56,6 +56,8 @@ def test_hardening_3_a_frozen_redis_is_a_fast_503_and_healthz_stays_up(tmp_path)
                 answers = [poll.result() for poll in polls]
                 wave_s = time.monotonic() - started
                 after_s, after = timed(lambda: client.get(path))  # the breaker is open
+                # a submission (its async script) meets the same breaker: refused at once
+                post_s, posted = timed(lambda: client.post("/v1/experiments", json=SPEC))
             finally:
                 redis_server.thaw()
 
@@ -68,6 +70,8 @@ def test_hardening_3_a_frozen_redis_is_a_fast_503_and_healthz_stays_up(tmp_path)
             assert wave_s < 3 * TIMEOUT_S, wave_s
             assert after.status_code == 503 and after.headers["retry-after"] == "2"
             assert after_s < 0.25, after_s
+            assert posted.status_code == 503 and posted.headers["retry-after"] == "2"
+            assert post_s < 0.25, post_s
             assert api.app.state.redis_breaker.trips >= 1
 
             # Redis answers again: after the open window one request tries it and closes the
@@ -75,3 +79,4 @@ def test_hardening_3_a_frozen_redis_is_a_fast_503_and_healthz_stays_up(tmp_path)
             wait_for(lambda: client.get(path).status_code == 200, 10,
                      "the API to use Redis again after SIGCONT")
             assert client.get(path).json()["status"] == "queued"
+            assert client.post("/v1/experiments", json=SPEC).status_code == 202

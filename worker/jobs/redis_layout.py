@@ -45,16 +45,22 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Sequence
 from importlib.resources import files
+from typing import Any, Final
 
-from worker.jobs.records import STATUSES, JobStatus
+from worker.jobs.records import DURATION_BUCKETS, STATUSES, JobStatus, bucket_label
 
 #: The scripts of ``RedisJobStore``, each run behind the prelude (``lua/{name}.lua``).
 JOB_SCRIPTS = (
     "create", "transition", "claim", "renew_lease", "progress", "cancel", "reap",
     "touch_queued", "delete", "webhook", "mlflow",
 )
+
+
+#: The duration histogram's buckets, as every job script gets them (``lua/prelude.lua``).
+_BUCKETS: Final = [[b, bucket_label(b)] for b in DURATION_BUCKETS]
 
 
 @functools.cache
@@ -141,6 +147,14 @@ class JobKeys:
 
     def events_channel(self, job_id: str) -> str:
         return f"{self._prefix}:events:{job_id}"
+
+    def script_args(self, job_id: str, ttl: int, params: dict[str, Any],
+                    *extra: str) -> tuple[list[str], list[str]]:
+        """A job script's keys (``script_keys``) and its one JSON argument (``lua/prelude.lua``:
+        the retention ``ttl``, the job's events channel, the duration buckets, ``params``)."""
+        params = {"ttl": ttl, "channel": self.events_channel(job_id), "buckets": _BUCKETS,
+                  **params}
+        return self.script_keys(job_id, *extra), [json.dumps(params)]
 
     def script_keys(self, job_id: str, *extra: str) -> list[str]:
         """The keys every job script gets first (``lua/prelude.lua``), then ``extra``."""

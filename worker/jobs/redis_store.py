@@ -18,10 +18,8 @@ from typing import Any, cast
 import redis
 
 from worker.core.errors import (
-    IdempotencyKeyReused,
     JobNotFound,
     JobStateConflict,
-    QuotaExceeded,
 )
 from worker.core.settings import Settings
 from worker.jobs import codec
@@ -29,12 +27,8 @@ from worker.jobs.records import (
     ALLOWED_FROM,
     CANCEL_QUEUED_REASON,
     CANCEL_REASON,
-    DURATION_BUCKETS,
     FINAL_STATUSES,
     JOB_ID_RE,
-    MAX_TAGS,
-    OWNER_RE,
-    TAG_RE,
     Claim,
     ClaimOutcome,
     FinalStatus,
@@ -46,17 +40,15 @@ from worker.jobs.records import (
     ReapOutcome,
     RunningJob,
     StoreSnapshot,
-    bucket_label,
     exhausted_reason,
-    new_job_id,
     utcnow,
 )
 from worker.jobs.redis_conn import connect, translate_redis_errors
+from worker.jobs.redis_create import CreateCall, create_call
 from worker.jobs.redis_indexes import JobIndexes
 from worker.jobs.redis_layout import JOB_SCRIPTS, JobKeys, job_script
 from worker.jobs.redis_retention import keep_alive
 from worker.jobs.result_size import fit_result
-from worker.jobs.task_message import run_task_message
 
 #: How far apart the API's clock (``created_at``) and Redis's (``order``) may be: a
 #: ``created_after`` listing stops scanning this much before it.
@@ -90,13 +82,9 @@ class RedisJobStore(JobKeys):
         return self._r
 
     def _run(self, script: str, job_id: str, params: dict[str, Any], *extra: str) -> Any:
-        params = {
-            "ttl": self._ttl, "channel": self.events_channel(job_id),
-            "buckets": [[b, bucket_label(b)] for b in DURATION_BUCKETS], **params,
-        }
+        keys, args = self.script_args(job_id, self._ttl, params, *extra)
         with translate_redis_errors():
-            return self._scripts[script](keys=self.script_keys(job_id, *extra),
-                                         args=[json.dumps(params)])
+            return self._scripts[script](keys=keys, args=args)
 
     # --- JobStore: the API ---------------------------------------------------------------
 
@@ -113,66 +101,37 @@ class RedisJobStore(JobKeys):
     def create(
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None,
         owner: str | None = None, callback_url: str | None = None,
-        max_active: int | None = None, tags: Sequence[str] = (), enqueue: bool = False,
+        max_active: int | None = None, tags: Sequence[str] = (),
     ) -> JobRecord:
-        record, _ = self._create_job(
-            spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
-            callback_url=callback_url, max_active=max_active, tags=tags, enqueue=enqueue,
-        )
+        record, _ = self._create_job(create_call(
+            self, self._ttl, spec_json, name=name, queue=queue, sweep_id=sweep_id,
+            owner=owner, callback_url=callback_url, max_active=max_active, tags=tags,
+        ))
         return record
 
     def create_idempotent(
         self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
         fingerprint: str, ttl_s: int, owner: str | None = None,
         callback_url: str | None = None, max_active: int | None = None,
-        sweep_id: str | None = None, tags: Sequence[str] = (), enqueue: bool = False,
+        sweep_id: str | None = None, tags: Sequence[str] = (),
     ) -> tuple[JobRecord, bool]:
-        return self._create_job(
-            spec_json, name=name, queue=queue, sweep_id=sweep_id, owner=owner,
-            callback_url=callback_url, max_active=max_active, tags=tags, enqueue=enqueue,
-            idempotency=(self.idempotency_key(owner, idempotency_key), fingerprint, ttl_s),
-        )
+        return self._create_job(create_call(
+            self, self._ttl, spec_json, name=name, queue=queue, sweep_id=sweep_id,
+            owner=owner, callback_url=callback_url, max_active=max_active, tags=tags,
+            idempotency=(idempotency_key, fingerprint, ttl_s),
+        ))
 
     def forget_idempotency_key(self, owner: str | None, key: str) -> None:
         with translate_redis_errors():
             self._r.delete(self.idempotency_key(owner, key))
 
-    def _create_job(
-        self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None,
-        owner: str | None, callback_url: str | None, max_active: int | None,
-        tags: Sequence[str] = (), idempotency: tuple[str, str, int] | None = None,
-        enqueue: bool = False,
-    ) -> tuple[JobRecord, bool]:
-        if owner is not None and not OWNER_RE.match(owner):
-            raise ValueError(f"owner {owner!r} is not a valid API key name")
-        tags = list(dict.fromkeys(tags))  # once each, in the order given
-        if len(tags) > MAX_TAGS or not all(TAG_RE.match(tag) for tag in tags):
-            raise ValueError(f"tags {tags!r}: at most {MAX_TAGS}, each {TAG_RE.pattern}")
-        job_id = new_job_id()
-        fields = codec.new_job_fields(
-            job_id, spec_json, queue=queue, now=utcnow(), name=name, sweep_id=sweep_id,
-            owner=owner, callback_url=callback_url, tags=tags,
-        )
-        idem_key, fingerprint, idem_ttl = idempotency or ("", "", 0)
-        params = {
-            "fields": fields, "owner": owner or "", "max_active": max_active or 0,
-            "fingerprint": fingerprint, "idempotency_ttl": idem_ttl,
-            "job_prefix": self.job_key_prefix(),
-            # the broker is this Redis (one redis_url): the task goes in the same script
-            "message": run_task_message(job_id, queue) if enqueue else "",
-        }
-        owner_key, *filter_keys = self.job_index_keys(owner=owner, tags=tags, sweep_id=sweep_id)
-        reply = cast(list[str], self._run(
-            "create", job_id, params, owner_key, idem_key or self.index_key(), queue,
-            *filter_keys,
-        ))
-        if reply[0] == "replay":
-            return self.get(reply[1]), False
-        if reply[0] == "mismatch":
-            raise IdempotencyKeyReused(reply[1])
-        if reply[0] == "quota":
-            raise QuotaExceeded(owner=owner or "", limit=max_active or 0)
-        return codec.job_record(fields), True
+    def _create_job(self, call: CreateCall) -> tuple[JobRecord, bool]:
+        with translate_redis_errors():
+            reply = cast(list[str], self._scripts["create"](keys=call.keys, args=call.args))
+        made = call.outcome(reply)
+        if isinstance(made, str):
+            return self.get(made), False
+        return made, True
 
     def get(self, job_id: str) -> JobRecord:
         if not JOB_ID_RE.match(job_id):

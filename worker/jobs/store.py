@@ -48,22 +48,20 @@ class JobStore(Protocol):
     def create(
         self, spec_json: str, *, name: str | None, queue: str, sweep_id: str | None = None,
         owner: str | None = None, callback_url: str | None = None,
-        max_active: int | None = None, tags: Sequence[str] = (), enqueue: bool = False,
+        max_active: int | None = None, tags: Sequence[str] = (),
     ) -> JobRecord:
         """Record a new ``queued`` job and return it (``QuotaExceeded`` over ``max_active``).
 
-        ``tags`` (``TAG_RE``, at most ``MAX_TAGS``) label it for listings. ``enqueue``: hand
-        its run task to the workers of ``queue`` in the same write (the broker shares the
-        store's Redis), so that neither is ever written without the other."""
+        ``tags`` (``TAG_RE``, at most ``MAX_TAGS``) label it for listings. Its task is the
+        caller's to send (``JobIntake.submit`` writes both at once)."""
 
     def create_idempotent(
         self, spec_json: str, *, name: str | None, queue: str, idempotency_key: str,
         fingerprint: str, ttl_s: int, owner: str | None = None,
         callback_url: str | None = None, max_active: int | None = None,
-        sweep_id: str | None = None, tags: Sequence[str] = (), enqueue: bool = False,
+        sweep_id: str | None = None, tags: Sequence[str] = (),
     ) -> tuple[JobRecord, bool]:
-        """``create`` once per (owner, key): (the job, whether it was created now; only then
-        is its task enqueued).
+        """``create`` once per (owner, key): (the job, whether it was created now).
 
         The same key with the same ``fingerprint`` returns the job the key created, even while
         that request is still in flight; another fingerprint is ``IdempotencyKeyReused``.
@@ -197,6 +195,24 @@ class JobWatch(Protocol):
 
     async def close(self) -> None:
         """End the subscription (idempotent)."""
+
+
+class JobIntake(Protocol):
+    """A submission, asynchronous: the job recorded **and** its run task enqueued, in one
+    write (on Redis: the broker's lists are in the store's Redis), or neither."""
+
+    async def submit(
+        self, spec_json: str, *, name: str | None, queue: str, owner: str | None = None,
+        callback_url: str | None = None, max_active: int | None = None,
+        tags: Sequence[str] = (), idempotency: tuple[str, str, int] | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """``JobStore.create`` plus the task (``create_idempotent`` with ``idempotency``: the
+        key, the body's fingerprint, the key's TTL): (the job, whether it was created now;
+        a replay enqueues nothing). ``QuotaExceeded``, ``IdempotencyKeyReused``,
+        ``StoreUnavailable``."""
+
+    async def close(self) -> None:
+        """Release connections."""
 
 
 class JobFeed(Protocol):
