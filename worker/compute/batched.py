@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.sgd import sgd
 
 from worker.compute.activations import Elementwise
 from worker.compute.layers import Maxout, Recurrent, Residual
@@ -43,34 +44,45 @@ class Stacked(nn.Module):
     def __init__(self, k: int) -> None:
         super().__init__()
         self.k = k
-        self.links: list[tuple[str, list[Tensor]]] = []
+        self.links: list[tuple[str, list[Tensor], bool]] = []
 
     def stack(self, name: str, members: list[Tensor], shape: tuple[int, ...],
-              buffer: bool = False) -> None:
-        """Register ``name``: the members' tensors stacked (a copy) and viewed as ``shape``."""
-        data = torch.stack([m.detach().reshape(-1) for m in members]).reshape(shape).clone()
+              buffer: bool = False, transposed: bool = False) -> None:
+        """Register ``name``: the members' tensors stacked (a copy) and viewed as ``shape``;
+        ``transposed``: each member's matrix is stored transposed (``export`` turns it back)."""
+        own = [m.detach().t() if transposed else m.detach() for m in members]
+        data = torch.stack([m.reshape(-1) for m in own]).reshape(shape).clone()
         if buffer:
             self.register_buffer(name, data)
         else:
             self.register_parameter(name, nn.Parameter(data))
-        self.links.append((name, members))
+        self.links.append((name, members, transposed))
 
     @torch.no_grad()
     def export(self, k: int) -> None:
         """Copy member k's tensors of this layer (not its children) into the member's own."""
-        for name, members in self.links:
-            own: Tensor = getattr(self, name)
-            members[k].copy_(own.view(self.k, -1)[k].view_as(members[k]))
+        for name, members, transposed in self.links:
+            row = getattr(self, name).view(self.k, -1)[k]
+            dest = members[k]
+            if transposed:
+                dest.copy_(row.view(dest.shape[1], dest.shape[0]).t())
+            else:
+                dest.copy_(row.view_as(dest))
 
 
 class SLinear(Stacked):
+    """K linear layers; the weights stored ``[K, in, out]`` (each member's transposed), so the
+    product reads them as they lie and their gradient comes out in their own layout (no copy
+    per step to transpose it)."""
+
     weight: Tensor
     bias: Tensor
 
     def __init__(self, mods: list[nn.Linear]) -> None:
         super().__init__(len(mods))
         self.n_out, n_in = mods[0].weight.shape
-        self.stack("weight", [m.weight for m in mods], (self.k, self.n_out, n_in))
+        self.stack("weight", [m.weight for m in mods], (self.k, n_in, self.n_out),
+                   transposed=True)
         self.has_bias = mods[0].bias is not None
         if self.has_bias:
             self.stack("bias", [m.bias for m in mods if m.bias is not None],
@@ -78,7 +90,7 @@ class SLinear(Stacked):
 
     def forward(self, x: Tensor) -> Tensor:
         flat = x.reshape(self.k, -1, x.shape[-1])
-        w = self.weight.transpose(1, 2)
+        w = self.weight
         out = torch.baddbmm(self.bias, flat, w) if self.has_bias else torch.bmm(flat, w)
         return out.view(*x.shape[:-1], self.n_out)
 
@@ -274,9 +286,49 @@ class BatchedNet(nn.Module):
             if isinstance(module, Stacked):
                 module.export(k)
 
+    @torch.no_grad()
+    def flatten(self) -> nn.Parameter:
+        """Make every parameter a view into one flat parameter, and its gradient a view into
+        the flat parameter's gradient (zeros); the flat parameter.
+
+        The optimizer then updates one tensor: SGD with momentum is three elementwise ops for
+        the whole model instead of three per parameter (about half the optimizer's time on the
+        K = 8 MLP of bench/bench_batched_seeds.py). Clear the gradient with ``grad.zero_()``
+        (backward adds into it), never by setting it to None."""
+        params = list(self.parameters())
+        flat = nn.Parameter(torch.cat([p.reshape(-1) for p in params]))
+        flat.grad = torch.zeros_like(flat)
+        at = 0
+        for p in params:
+            n = p.numel()
+            p.data = flat.data[at:at + n].view_as(p)
+            p.grad = flat.grad[at:at + n].view_as(p)
+            at += n
+        return flat
+
     def member_rows(self) -> list[Tensor]:
         """Each parameter's gradient viewed as ``[K, -1]`` (member k's in row k)."""
         return [p.grad.view(self.k, -1) for p in self.parameters() if p.grad is not None]
+
+
+class FlatSGD:
+    """SGD with momentum on a flattened ``BatchedNet`` (``flatten``): torch's own update
+    (``torch.optim.sgd.sgd``, the function ``torch.optim.SGD.step`` calls, so the numbers are
+    the single-seed run's), without the ``Optimizer`` wrapper around it (profiler hooks, hook
+    and state bookkeeping): on the K = 8 MLP that wrapper cost more than the update itself."""
+
+    def __init__(self, flat: nn.Parameter, *, momentum: float, nesterov: bool,
+                 weight_decay: float) -> None:
+        self.flat = flat
+        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        self.buffers: list[Tensor | None] = [None]
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        assert self.flat.grad is not None
+        sgd([self.flat], [self.flat.grad], self.buffers, foreach=False,
+            weight_decay=self.weight_decay, momentum=self.momentum, lr=lr,
+            dampening=0.0, nesterov=self.nesterov, maximize=False)
 
 
 def batch_reason(nets: list[Net], input_shape: tuple[int, ...]) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from worker.compute.batched import BatchedNet, Unbatchable, clip_per_member
+from worker.compute.batched import BatchedNet, FlatSGD, Unbatchable, clip_per_member
 from worker.compute.data import Dataset
 from worker.compute.evaluation import Evaluation, loss_function
 from worker.compute.model import build_model
@@ -40,10 +40,8 @@ from worker.compute.training import (
     TrainHooks,
     TrainOutcome,
     lr_schedule,
-    make_optimizer,
     record_evaluation,
     train,
-    zero_grads,
 )
 from worker.core.findings import headline
 from worker.core.seed_agreement import merged_findings
@@ -177,10 +175,12 @@ class _Batched:
     def __init__(self, spec: ExperimentSpec, members: list[SeedMember], net: BatchedNet,
                  data: Dataset, hooks: TrainHooks) -> None:
         self.spec, self.net, self.data, self.hooks = spec, net, data, hooks
-        self.params = list(net.parameters())
-        self.optimizer = make_optimizer(spec, self.params)
+        self.flat = net.flatten()  # one tensor for the optimizer
+        o = spec.optimizer
+        self.sgd = FlatSGD(self.flat, momentum=o.momentum, nesterov=o.nesterov,
+                           weight_decay=o.weight_decay)
         self.plan = Plan.of(spec, data)
-        self.lr_at, self.constant_lr = lr_schedule(spec)
+        self.lr_at, _ = lr_schedule(spec)
         loss_fn = loss_function(data.shape, spec.training.loss)
         self.members = [Member(m.model, m.probes, data, loss_fn, hooks, self.plan, self.lr_at)
                         for m in members]
@@ -264,15 +264,15 @@ def train_batched(spec: ExperimentSpec, members: list[SeedMember], net: BatchedN
     stop = clock.poll(force=True) if plan.steps else None
     while stop is None and done < plan.steps and run.live():
         idx = torch.stack([b.next() for b in run.batches])  # [K, B]: each member's own order
-        if not run.constant_lr:
-            for group in run.optimizer.param_groups:
-                group["lr"] = run.lr_at(done)
-        losses = run.member_loss(net(x[idx]), y[idx])  # [K]
-        zero_grads(run.params)
+        flat = idx.view(-1)  # index_select: half the time of x[idx] for a [K, B] index
+        losses = run.member_loss(net(x.index_select(0, flat).view(*idx.shape, *x.shape[1:])),
+                                 y.index_select(0, flat).view(*idx.shape, *y.shape[1:]))  # [K]
+        assert run.flat.grad is not None
+        run.flat.grad.zero_()
         losses.sum().backward()  # type: ignore[no-untyped-call]
         if clip is not None:
             clip_per_member(net, clip)
-        run.optimizer.step()
+        run.sgd.step(run.lr_at(done))
         run.after_update(done + 1)
         window.push(losses)
         done += 1
