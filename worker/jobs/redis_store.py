@@ -121,10 +121,6 @@ class RedisJobStore(JobKeys):
             idempotency=(idempotency_key, fingerprint, ttl_s),
         ))
 
-    def forget_idempotency_key(self, owner: str | None, key: str) -> None:
-        with translate_redis_errors():
-            self._r.delete(self.idempotency_key(owner, key))
-
     def _create_job(self, call: CreateCall) -> tuple[JobRecord, bool]:
         with translate_redis_errors():
             reply = cast(list[str], self._scripts["create"](keys=call.keys, args=call.args))

@@ -67,9 +67,6 @@ class JobStore(Protocol):
         that request is still in flight; another fingerprint is ``IdempotencyKeyReused``.
         """
 
-    def forget_idempotency_key(self, owner: str | None, key: str) -> None:
-        """Let the key create a new job (its first request could not be enqueued)."""
-
     def get(self, job_id: str) -> JobRecord:
         """The job, or ``JobNotFound``."""
 
