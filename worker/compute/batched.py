@@ -89,10 +89,14 @@ class SLinear(Stacked):
                        (self.k, 1, self.n_out))
 
     def forward(self, x: Tensor) -> Tensor:
-        flat = x.reshape(self.k, -1, x.shape[-1])
-        w = self.weight
-        out = torch.baddbmm(self.bias, flat, w) if self.has_bias else torch.bmm(flat, w)
+        if x.dim() == 3:  # [K, B, in]: no reshape, whose view nodes cost backward time too
+            return self._product(x)
+        out = self._product(x.reshape(self.k, -1, x.shape[-1]))
         return out.view(*x.shape[:-1], self.n_out)
+
+    def _product(self, x: Tensor) -> Tensor:
+        w = self.weight
+        return torch.baddbmm(self.bias, x, w) if self.has_bias else torch.bmm(x, w)
 
 
 class SMaxout(nn.Module):

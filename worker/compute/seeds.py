@@ -34,6 +34,7 @@ from worker.compute.training import (
     Batches,
     LossWindow,
     Member,
+    MemberBatches,
     Outcome,
     Plan,
     StopClock,
@@ -184,8 +185,9 @@ class _Batched:
         loss_fn = loss_function(data.shape, spec.training.loss)
         self.members = [Member(m.model, m.probes, data, loss_fn, hooks, self.plan, self.lr_at)
                         for m in members]
-        self.batches = [Batches(self.plan.n_train, self.plan.batch, m.seed, data.x_train.device)
-                        for m in members]
+        self.batches = MemberBatches([Batches(self.plan.n_train, self.plan.batch, m.seed,
+                                              data.x_train.device) for m in members])
+        self.ones = torch.ones(len(members), device=data.x_train.device)  # d(sum)/d(loss_k)
         self.member_loss = batched_losses(data.shape, spec.training.loss)
         self.active = [True] * len(members)
         self.ends: list[tuple[Outcome, int, int | None] | None] = [None] * len(members)
@@ -263,13 +265,14 @@ def train_batched(spec: ExperimentSpec, members: list[SeedMember], net: BatchedN
     run.evaluate(0)
     stop = clock.poll(force=True) if plan.steps else None
     while stop is None and done < plan.steps and run.live():
-        idx = torch.stack([b.next() for b in run.batches])  # [K, B]: each member's own order
-        flat = idx.view(-1)  # index_select: half the time of x[idx] for a [K, B] index
-        losses = run.member_loss(net(x.index_select(0, flat).view(*idx.shape, *x.shape[1:])),
-                                 y.index_select(0, flat).view(*idx.shape, *y.shape[1:]))  # [K]
+        idx = run.batches.next()  # [K * B]: each member's own order, member-major
+        kb = (len(run.members), plan.batch)  # index_select: half the time of x[idx] for [K, B]
+        losses = run.member_loss(net(x.index_select(0, idx).view(*kb, *x.shape[1:])),
+                                 y.index_select(0, idx).view(*kb, *y.shape[1:]))  # [K]
         assert run.flat.grad is not None
         run.flat.grad.zero_()
-        losses.sum().backward()  # type: ignore[no-untyped-call]
+        # the gradient of the members' summed loss, without a sum op and its backward
+        torch.autograd.backward(losses, run.ones)
         if clip is not None:
             clip_per_member(net, clip)
         run.sgd.step(run.lr_at(done))

@@ -106,9 +106,35 @@ class Batches:
 
     def next(self) -> Tensor:
         if self.pos + self.batch > self.n:
-            self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
-            self.pos = 0
+            self.reshuffle()
         idx = self.perm[self.pos : self.pos + self.batch]
+        self.pos += self.batch
+        return idx
+
+    def reshuffle(self) -> None:
+        self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+        self.pos = 0
+
+
+class MemberBatches:
+    """K members' ``Batches`` (same size and batch, each its own seed) read as one ``[K, n]``
+    permutation: a step's ``[K * B]`` indices are one slice, not K slices and a stack. Member
+    k's rows are exactly the ones its own ``Batches`` would give (its permutations, reshuffled
+    at the same steps)."""
+
+    def __init__(self, members: list[Batches]) -> None:
+        self.members, self.batch, self.n = members, members[0].batch, members[0].n
+        self.perm = torch.stack([m.perm for m in members])
+        self.pos = 0
+
+    def next(self) -> Tensor:
+        """Member-major flat indices: member k's batch is ``[k * B : (k + 1) * B]``."""
+        if self.pos + self.batch > self.n:
+            for m in self.members:
+                m.reshuffle()
+            self.perm = torch.stack([m.perm for m in self.members])
+            self.pos = 0
+        idx = self.perm[:, self.pos : self.pos + self.batch].reshape(-1)
         self.pos += self.batch
         return idx
 
