@@ -1,6 +1,7 @@
 """``training.seeds`` batched vs one seed after another, side by side in one run.
 
-For each model family (an MLP of depth 4 and width 64, a small CNN, an LSTM), each K and each
+For each model family (an MLP of depth 4 and width 64, a small CNN, an LSTM, a pre-LN
+transformer of 2 blocks, d = 32, on 16-token sequences), each K and each
 diagnostics preset, it trains K seeds of the same design on the same data (made once, from seed
 0) for the same number of steps three ways:
   plain       a hand-written PyTorch SGD+momentum loop, K times (the floor: no curves, no
@@ -32,7 +33,7 @@ On a GPU:
       --repeats 3 --presets off --no-plain
 Smoke run (under a minute):
   .venv/bin/python bench/bench_batched_seeds.py --steps 10 --repeats 1 --presets off
-Options: [--families mlp,cnn,lstm] [--k 8] [--batch 64] [--target 4.0]
+Options: [--families mlp,cnn,lstm,transformer] [--k 8] [--batch 64] [--target 4.0]
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ FAMILIES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
             {"kind": "digits", "layout": "image"}),
     "lstm": ({"family": "lstm", "depth": 1, "width": 32},
              {"kind": "adding", "length": 20, "n_train": 4096}),
+    "transformer": ({"family": "transformer", "depth": 2, "width": 32, "heads": 4,
+                     "mlp_ratio": 2},
+                    {"kind": "markov_language", "vocab": 16, "order": 1, "length": 16,
+                     "n_train": 4096}),
 }
 
 
@@ -171,7 +176,7 @@ def main() -> None:
     in shuffled repeats, agreement, the table); its steps are used nowhere else, and split up
     they would only pass the same dozen locals around."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--families", default="mlp,cnn,lstm")
+    parser.add_argument("--families", default="mlp,cnn,lstm,transformer")
     parser.add_argument("--k", default="8", help="seeds per job; a list: 8,64")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=64)

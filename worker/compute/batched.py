@@ -15,11 +15,14 @@ the layer and why; the caller then trains the members one after another (``seeds
 Recurrent layers (RNN, GRU, LSTM) are among them: batched, they would run as a Python loop over
 time steps (a batched matrix product per step), measured 2x slower than K members each on
 PyTorch's fused ``nn.LSTM`` kernel (bench/bench_batched_seeds.py); without a fused batched
-kernel the members train one after another.
+kernel the members train one after another. Transformer layers batch as sequences
+``[K, B, T, d]``: attention is the single model's written-out softmax(Q K^T / sqrt(d)) V with
+one more leading axis.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -28,8 +31,10 @@ from torch import Tensor, nn
 from torch.optim.sgd import sgd
 
 from worker.compute.activations import Elementwise
+from worker.compute.attention import GatedMLP, PositionalEncoding, SelfAttention, SequencePool
 from worker.compute.layers import Maxout, Recurrent, Residual
 from worker.compute.model import Net
+from worker.compute.transformer import TransformerBlock
 
 Layout = Literal["vec", "img"]
 
@@ -216,6 +221,141 @@ class SLayerNorm(Stacked):
         return z * self.weight.view(*lead, *self.shape) + self.bias.view(*lead, *self.shape)
 
 
+class SRMSNorm(Stacked):
+    weight: Tensor
+
+    def __init__(self, mods: list[nn.RMSNorm]) -> None:
+        super().__init__(len(mods))
+        m = mods[0]
+        if m.weight is None:
+            raise Unbatchable("RMS norm without a weight")
+        self.eps, self.shape = m.eps, tuple(m.normalized_shape)
+        self.stack("weight", [n.weight for n in mods], (self.k, *self.shape))
+
+    def forward(self, x: Tensor) -> Tensor:  # [K, B, ..., *shape]
+        z = F.rms_norm(x, self.shape, None, self.eps)
+        lead = (self.k, *([1] * (x.dim() - 1 - len(self.shape))))
+        return z * self.weight.view(*lead, *self.shape)
+
+
+class SPositional(Stacked):
+    """A learned table per member; a sinusoidal one (the same for all) or none as it is."""
+
+    table: Tensor
+
+    def __init__(self, mods: list[PositionalEncoding]) -> None:
+        super().__init__(len(mods))
+        self.fixed: Tensor | None = None
+        self.learned = mods[0].kind == "learned"
+        if self.learned:
+            tables = [m.table for m in mods if m.table is not None]
+            self.stack("table", tables, (self.k, 1, *tables[0].shape))
+        else:
+            self.fixed = mods[0].table
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.learned:
+            return x + self.table
+        return x if self.fixed is None else x + self.fixed
+
+
+class SAttention(nn.Module):
+    """``SelfAttention`` of K members over ``[K, B, T, d]``: the same ops, one leading axis more."""
+
+    def __init__(self, mods: list[SelfAttention]) -> None:
+        super().__init__()
+        m = mods[0]
+        self.k, self.heads, self.d_head = len(mods), m.heads, m.d_head
+        self.qkv = SLinear([a.qkv for a in mods])
+        self.out = SLinear([a.out for a in mods])
+        self.q_norm = self.k_norm = None
+        if m.q_norm is not None:
+            self.q_norm = SLayerNorm([a.q_norm for a in mods if a.q_norm is not None], "vec")
+            self.k_norm = SLayerNorm([a.k_norm for a in mods if a.k_norm is not None], "vec")
+        self.mask = m.mask
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, batch, steps, d = x.shape
+        q, key, v = (
+            t.view(k, batch, steps, self.heads, self.d_head).transpose(2, 3)
+            for t in self.qkv(x).chunk(3, dim=-1)
+        )
+        if self.q_norm is not None and self.k_norm is not None:
+            q, key = self.q_norm(q), self.k_norm(key)
+        logits = q @ key.transpose(-2, -1) / math.sqrt(self.d_head)
+        if self.mask is not None:
+            logits = logits.masked_fill(self.mask, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        y = (probs @ v).transpose(2, 3).reshape(k, batch, steps, d)
+        out: Tensor = self.out(y)
+        return out
+
+
+class SGatedMLP(nn.Module):
+    def __init__(self, mods: list[GatedMLP]) -> None:
+        super().__init__()
+        self.gate_up = SLinear([g.gate_up for g in mods])
+        self.act = mods[0].act
+        self.down = SLinear([g.down for g in mods])
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        out: Tensor = self.down(self.act(gate) * up)
+        return out
+
+
+class SPool(nn.Module):
+    """``SequencePool`` over the steps of ``[K, B, T, d]``."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(dim=2) if self.mode == "mean" else x[:, :, -1]
+
+
+class SBlock(Stacked):
+    """``TransformerBlock`` of K members: its branches, norms, skip gain and scales (learnable
+    ones stacked per member)."""
+
+    scale0: Tensor
+    scale1: Tensor
+
+    def __init__(self, mods: list[TransformerBlock], layout: Layout) -> None:
+        super().__init__(len(mods))
+        m = mods[0]
+        if not isinstance(m.drop, nn.Identity):
+            raise Unbatchable("dropout draws its masks from each member's own random stream")
+        self.attention, _ = _stacked([b.attention for b in mods], layout, self.k)
+        self.mlp, _ = _stacked([b.mlp for b in mods], layout, self.k)
+        self.norm1, _ = _stacked([b.norm1 for b in mods], layout, self.k)
+        self.norm2, _ = _stacked([b.norm2 for b in mods], layout, self.k)
+        self.position, self.skip_gain = m.position, m.skip_gain
+        self.fixed: list[float] | None = None
+        if isinstance(m.scales, nn.ParameterList):  # rezero / skipinit: learnable, [K] each
+            lists = [b.scales for b in mods if isinstance(b.scales, nn.ParameterList)]
+            for i in range(2):
+                self.stack(f"scale{i}", [scales[i] for scales in lists], (self.k,))
+        else:
+            self.fixed = [float(v) for v in m.scales]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self._branch(0, x, self.attention, self.norm1)
+        return self._branch(1, x, self.mlp, self.norm2)
+
+    def _branch(self, i: int, x: Tensor, f: nn.Module, norm: nn.Module) -> Tensor:
+        update = f(norm(x) if self.position == "pre" else x)
+        if self.fixed is None:
+            scale = self.scale0 if i == 0 else self.scale1
+            update = scale.view(self.k, *([1] * (x.dim() - 1))) * update
+        elif self.fixed[i] != 1.0:
+            update = self.fixed[i] * update
+        skip = x * self.skip_gain if self.skip_gain != 1.0 else x
+        out: Tensor = norm(skip + update) if self.position == "post" else skip + update
+        return out
+
+
 def _stacked(mods: list[nn.Module], layout: Layout, k: int) -> tuple[nn.Module, Layout]:
     """The batched form of one layer of every member, and the layout it outputs."""
     m = mods[0]
@@ -235,6 +375,27 @@ def _stacked(mods: list[nn.Module], layout: Layout, k: int) -> tuple[nn.Module, 
         return SBatchNorm(mods, layout), layout  # type: ignore[arg-type]
     if isinstance(m, nn.LayerNorm):
         return SLayerNorm(mods, layout), layout  # type: ignore[arg-type]
+    if isinstance(m, nn.RMSNorm) and layout == "vec":
+        return SRMSNorm(mods), layout  # type: ignore[arg-type]
+    if isinstance(m, nn.Identity):
+        return m, layout
+    if isinstance(m, nn.Sequential):
+        inner, seq = layout, []
+        for i in range(len(m)):
+            layer, inner = _stacked([s[i] for s in mods], inner, k)  # type: ignore[index]
+            seq.append(layer)
+        return nn.Sequential(*seq), inner
+    if layout == "vec":
+        if isinstance(m, SelfAttention):
+            return SAttention(mods), layout  # type: ignore[arg-type]
+        if isinstance(m, GatedMLP):
+            return SGatedMLP(mods), layout  # type: ignore[arg-type]
+        if isinstance(m, PositionalEncoding):
+            return SPositional(mods), layout  # type: ignore[arg-type]
+        if isinstance(m, SequencePool):
+            return SPool(m.mode), layout
+        if isinstance(m, TransformerBlock):
+            return SBlock(mods, layout), layout  # type: ignore[arg-type]
     if isinstance(m, Recurrent):
         raise Unbatchable(f"{m.kind.upper()} has no fused batched kernel; unrolled over time it "
                           "runs slower than each member's own fused kernel")

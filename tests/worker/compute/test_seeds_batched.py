@@ -42,6 +42,17 @@ MLP = ({"family": "mlp", "depth": 3, "width": 16, "activation": "tanh"},
        {"kind": "spirals", "n_train": 128, "n_val": 64})
 LSTM = ({"family": "lstm", "depth": 1, "width": 8},
         {"kind": "adding", "length": 6, "n_train": 64, "n_val": 32})
+TOKENS = {"kind": "markov_language", "vocab": 8, "order": 1, "length": 6, "n_train": 128,
+          "n_val": 64}
+#: Transformer variants that cover every batched transformer module: learned, sinusoidal and no
+#: positions; layer and RMS norms, pre and post; rezero's learnable scales, DeepNorm's gains;
+#: plain and gated MLPs; query-key norms; a pool over steps for a per-sequence target.
+TRANSFORMERS = [
+    ({"norm_position": "pre", "residual_scale": "rezero"}, TOKENS),
+    ({"norm_position": "post", "residual_scale": "deepnorm", "positional": "sinusoidal"}, TOKENS),
+    ({"mlp": "gated", "norm": "rms_norm", "qk_norm": True, "positional": "none"}, TOKENS),
+    ({"causal": False}, {"kind": "adding", "length": 6, "n_train": 64, "n_val": 32}),
+]
 
 
 def run(doc: dict[str, Any]) -> dict[str, Any]:
@@ -101,3 +112,27 @@ def test_a_time_limit_ends_a_batched_job_with_every_seeds_partial_outcome(
     assert [r["seed"] for r in runs] == SEEDS
     assert all(0 < r["steps"] < 2_000_000 for r in runs)
     assert all(r["final_train_loss"] is not None for r in runs)
+
+
+@pytest.mark.parametrize(("options", "data"), TRANSFORMERS)
+def test_batched_transformer_seeds_train_as_their_own_single_seed_runs(
+        one_thread: None, options: dict[str, Any], data: dict[str, Any]) -> None:
+    model = {"family": "transformer", "depth": 2, "width": 8, "heads": 2, "mlp_ratio": 2,
+             **options}
+    doc = spec(model, data, steps=20, batch_size=16)
+    doc["optimizer"]["lr"] = 0.3 if data is TOKENS else 0.02
+    together = run({**doc, "training": {**doc["training"], "seeds": [0, 1]}})["seeds"]
+    assert together["batched"] is True and together["fallback"] is None
+    for r in together["runs"]:
+        ref = alone(doc, r["seed"])
+        assert r["outcome"] == ref["outcome"] == "completed"
+        assert close(r["final_train_loss"], ref["final_train_loss"]), (r, ref)
+        assert close(r["final_val_loss"], ref["final_val_loss"]), (r, ref)
+
+
+def test_transformer_dropout_trains_the_seeds_one_after_another_and_says_why(
+        one_thread: None) -> None:
+    model = {"family": "transformer", "depth": 1, "width": 8, "heads": 2, "dropout": 0.1}
+    together = run(spec(model, TOKENS, steps=5, seeds=[0, 1]))["seeds"]
+    assert together["batched"] is False
+    assert "dropout" in (together["fallback"] or "")
