@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -158,11 +159,19 @@ class TransformerBlockLayer(BlockOptions):
     type: Literal["transformer_block"] = "transformer_block"
 
 
+def _family_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["family", *schema.get("required", [])]
+
+
 class TransformerModel(BlockOptions):
     """``transformer`` (sequence data, e.g. one-hot tokens): an embedding to ``width`` (d_model),
     a positional encoding, ``depth`` transformer blocks, a final norm when ``norm_position`` is
     ``pre``, and, when the task predicts one value per sequence, a pool over steps (the last
     step for a causal model, else the mean); compiled to the layers form."""
+
+    # Required in the schema: a model without it is read as the family shorthand (an MLP), so
+    # a document may not omit it and still be a transformer (the default serves Python code).
+    model_config = ConfigDict(json_schema_extra=_family_required)
 
     family: Literal["transformer"] = "transformer"
     depth: int = Field(description="Transformer blocks.", ge=1, le=MAX_BLOCKS)
