@@ -68,9 +68,10 @@ class SelfAttention(nn.Module):
         self.observer: AttentionObserver | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        batch, steps, d = x.shape
+        """(..., steps, d) -> (..., steps, d): any leading axes (a batch; K members, batched)."""
+        *lead, steps, d = x.shape
         q, k, v = (
-            t.view(batch, steps, self.heads, self.d_head).transpose(1, 2)
+            t.view(*lead, steps, self.heads, self.d_head).transpose(-3, -2)
             for t in self.qkv(x).chunk(3, dim=-1)
         )
         if self.q_norm is not None and self.k_norm is not None:
@@ -81,7 +82,7 @@ class SelfAttention(nn.Module):
         probs = torch.softmax(logits, dim=-1)
         if self.observer is not None:
             self.observer(logits.detach(), probs.detach(), self.mask)
-        y = (probs @ v).transpose(1, 2).reshape(batch, steps, d)
+        y = (probs @ v).transpose(-3, -2).reshape(*lead, steps, d)
         out: Tensor = self.out(y)
         return out
 
@@ -102,14 +103,14 @@ class GatedMLP(nn.Module):
 
 
 class SequencePool(nn.Module):
-    """(batch, steps, d) -> (batch, d): the mean over steps or the last step."""
+    """(..., steps, d) -> (..., d): the mean over steps or the last step."""
 
     def __init__(self, mode: str) -> None:
         super().__init__()
         self.mode = mode
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.mean(dim=1) if self.mode == "mean" else x[:, -1]
+        return x.mean(dim=-2) if self.mode == "mean" else x[..., -1, :]
 
 
 def contains_attention(module: nn.Module) -> bool:

@@ -22,7 +22,6 @@ one more leading axis.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -259,101 +258,56 @@ class SPositional(Stacked):
         return x if self.fixed is None else x + self.fixed
 
 
-class SAttention(nn.Module):
-    """``SelfAttention`` of K members over ``[K, B, T, d]``: the same ops, one leading axis more."""
+class SAttention(SelfAttention):
+    """``SelfAttention`` of K members over ``[K, B, T, d]``: its own forward (any leading axes)
+    on stacked projections and query-key norms."""
 
     def __init__(self, mods: list[SelfAttention]) -> None:
-        super().__init__()
+        nn.Module.__init__(self)
         m = mods[0]
-        self.k, self.heads, self.d_head = len(mods), m.heads, m.d_head
-        self.qkv = SLinear([a.qkv for a in mods])
-        self.out = SLinear([a.out for a in mods])
+        self.heads, self.d_head, self.mask, self.observer = m.heads, m.d_head, m.mask, None
+        self.qkv = SLinear([a.qkv for a in mods])  # type: ignore[assignment]
+        self.out = SLinear([a.out for a in mods])  # type: ignore[assignment]
         self.q_norm = self.k_norm = None
         if m.q_norm is not None:
-            self.q_norm = SLayerNorm([a.q_norm for a in mods if a.q_norm is not None], "vec")
-            self.k_norm = SLayerNorm([a.k_norm for a in mods if a.k_norm is not None], "vec")
-        self.mask = m.mask
-
-    def forward(self, x: Tensor) -> Tensor:
-        k, batch, steps, d = x.shape
-        q, key, v = (
-            t.view(k, batch, steps, self.heads, self.d_head).transpose(2, 3)
-            for t in self.qkv(x).chunk(3, dim=-1)
-        )
-        if self.q_norm is not None and self.k_norm is not None:
-            q, key = self.q_norm(q), self.k_norm(key)
-        logits = q @ key.transpose(-2, -1) / math.sqrt(self.d_head)
-        if self.mask is not None:
-            logits = logits.masked_fill(self.mask, float("-inf"))
-        probs = torch.softmax(logits, dim=-1)
-        y = (probs @ v).transpose(2, 3).reshape(k, batch, steps, d)
-        out: Tensor = self.out(y)
-        return out
+            self.q_norm = SLayerNorm([a.q_norm for a in mods if a.q_norm], "vec")  # type: ignore[assignment]
+            self.k_norm = SLayerNorm([a.k_norm for a in mods if a.k_norm], "vec")  # type: ignore[assignment]
 
 
-class SGatedMLP(nn.Module):
+class SGatedMLP(GatedMLP):
+    """``GatedMLP`` of K members: its own forward on stacked matrices."""
+
     def __init__(self, mods: list[GatedMLP]) -> None:
-        super().__init__()
-        self.gate_up = SLinear([g.gate_up for g in mods])
+        nn.Module.__init__(self)
+        self.gate_up = SLinear([g.gate_up for g in mods])  # type: ignore[assignment]
         self.act = mods[0].act
-        self.down = SLinear([g.down for g in mods])
-
-    def forward(self, x: Tensor) -> Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        out: Tensor = self.down(self.act(gate) * up)
-        return out
+        self.down = SLinear([g.down for g in mods])  # type: ignore[assignment]
 
 
-class SPool(nn.Module):
-    """``SequencePool`` over the steps of ``[K, B, T, d]``."""
-
-    def __init__(self, mode: str) -> None:
-        super().__init__()
-        self.mode = mode
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.mean(dim=2) if self.mode == "mean" else x[:, :, -1]
-
-
-class SBlock(Stacked):
-    """``TransformerBlock`` of K members: its branches, norms, skip gain and scales (learnable
-    ones stacked per member)."""
-
-    scale0: Tensor
-    scale1: Tensor
+class SBlock(TransformerBlock):
+    """``TransformerBlock`` of K members: its own forward on batched branches and norms, with
+    learnable (rezero, skipinit) scales stacked per member as ``[K, 1, 1, 1]``."""
 
     def __init__(self, mods: list[TransformerBlock], layout: Layout) -> None:
-        super().__init__(len(mods))
-        m = mods[0]
+        nn.Module.__init__(self)
+        m, k = mods[0], len(mods)
         if not isinstance(m.drop, nn.Identity):
             raise Unbatchable("dropout draws its masks from each member's own random stream")
-        self.attention, _ = _stacked([b.attention for b in mods], layout, self.k)
-        self.mlp, _ = _stacked([b.mlp for b in mods], layout, self.k)
-        self.norm1, _ = _stacked([b.norm1 for b in mods], layout, self.k)
-        self.norm2, _ = _stacked([b.norm2 for b in mods], layout, self.k)
-        self.position, self.skip_gain = m.position, m.skip_gain
-        self.fixed: list[float] | None = None
-        if isinstance(m.scales, nn.ParameterList):  # rezero / skipinit: learnable, [K] each
-            lists = [b.scales for b in mods if isinstance(b.scales, nn.ParameterList)]
-            for i in range(2):
-                self.stack(f"scale{i}", [scales[i] for scales in lists], (self.k,))
-        else:
-            self.fixed = [float(v) for v in m.scales]
+        self.attention, _ = _stacked([b.attention for b in mods], layout, k)  # type: ignore[assignment]
+        self.mlp, _ = _stacked([b.mlp for b in mods], layout, k)
+        self.norm1, _ = _stacked([b.norm1 for b in mods], layout, k)
+        self.norm2, _ = _stacked([b.norm2 for b in mods], layout, k)
+        self.position, self.skip_gain, self.drop, self.observer = (
+            m.position, m.skip_gain, nn.Identity(), None)
+        self.scales = list(m.scales) if isinstance(m.scales, list) else self._stacked_scales(mods)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self._branch(0, x, self.attention, self.norm1)
-        return self._branch(1, x, self.mlp, self.norm2)
-
-    def _branch(self, i: int, x: Tensor, f: nn.Module, norm: nn.Module) -> Tensor:
-        update = f(norm(x) if self.position == "pre" else x)
-        if self.fixed is None:
-            scale = self.scale0 if i == 0 else self.scale1
-            update = scale.view(self.k, *([1] * (x.dim() - 1))) * update
-        elif self.fixed[i] != 1.0:
-            update = self.fixed[i] * update
-        skip = x * self.skip_gain if self.skip_gain != 1.0 else x
-        out: Tensor = norm(skip + update) if self.position == "post" else skip + update
-        return out
+    def _stacked_scales(self, mods: list[TransformerBlock]) -> nn.ParameterList:
+        self.stacked_scales = Stacked(len(mods))
+        lists = [b.scales for b in mods if isinstance(b.scales, nn.ParameterList)]
+        for i in range(2):
+            self.stacked_scales.stack(f"scale{i}", [scales[i] for scales in lists],
+                                      (len(mods), 1, 1, 1))
+        return nn.ParameterList([getattr(self.stacked_scales, f"scale{i}") for i in range(2)])
 
 
 def _stacked(mods: list[nn.Module], layout: Layout, k: int) -> tuple[nn.Module, Layout]:
@@ -393,7 +347,7 @@ def _stacked(mods: list[nn.Module], layout: Layout, k: int) -> tuple[nn.Module, 
         if isinstance(m, PositionalEncoding):
             return SPositional(mods), layout  # type: ignore[arg-type]
         if isinstance(m, SequencePool):
-            return SPool(m.mode), layout
+            return m, layout  # pools over the steps axis, whatever leads it
         if isinstance(m, TransformerBlock):
             return SBlock(mods, layout), layout  # type: ignore[arg-type]
     if isinstance(m, Recurrent):
