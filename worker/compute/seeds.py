@@ -23,12 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from worker.compute.batched import BatchedNet, FlatSGD, Unbatchable, clip_per_member
+from worker.compute.batched import BatchedNet, FlatSGD, clip_per_member
 from worker.compute.data import Dataset
 from worker.compute.evaluation import Evaluation, loss_function
 from worker.compute.model import build_model
 from worker.compute.results import build_probes, member_result
 from worker.compute.seed_members import SeedMember, batched_losses
+from worker.compute.stacked_layers import Unbatchable
 from worker.compute.training import (
     EVAL_CURVE_EXAMPLES,
     Batches,
