@@ -10,7 +10,8 @@
 #    on one: each step prints the seconds so far):
 #    - the diagnostics overhead, MLP 8x256 (bench_training_overhead.py) and the small
 #      transformer (bench_transformer_overhead.py), 5 shuffled repeats each;
-#    - K = 8 and 64 seeds batched vs sequential, MLP / CNN / LSTM (bench_batched_seeds.py);
+#    - K = 8 and 64 seeds batched vs sequential, MLP / CNN / LSTM, and K = 8 of a small
+#      transformer (bench_batched_seeds.py);
 #    - jobs per minute with one worker per GPU (bench_jobs_per_minute.py; needs redis-server,
 #      installed with apt-get when missing and this runs as root);
 # 3. prints them as one table (bench/gpu_summary.py); every raw number is in OUT_DIR/*.json,
@@ -63,11 +64,13 @@ if [ "$SMOKE" = 1 ]; then
     OVERHEAD="--steps 30 --repeats 2"
     TRANSFORMER="--steps 20 --repeats 2"
     SEEDS="--k 2,4 --steps 10 --repeats 1"
+    SEEDS_TRANSFORMER="--k 2 --steps 10 --repeats 1"
     JOBS="--jobs 2 --steps 20"
 else
     OVERHEAD="--steps 1000 --repeats 5"
     TRANSFORMER="--steps 600 --repeats 5"
     SEEDS="--k 8,64 --steps 200 --repeats 2"
+    SEEDS_TRANSFORMER="--k 8 --steps 200 --repeats 2"  # K = 64 one after another: too long
     JOBS="--jobs $((16 * GPUS))"
 fi
 
@@ -87,6 +90,9 @@ step transformer-overhead $PY bench/bench_transformer_overhead.py --device "$DEV
     $TRANSFORMER --presets off,basic,standard --json "$OUT/transformer-overhead.json"
 step batched-seeds $PY bench/bench_batched_seeds.py --device "$DEVICE" $SEEDS --presets off \
     --no-plain --families mlp,cnn,lstm --json "$OUT/batched-seeds.json"
+step batched-seeds-transformer $PY bench/bench_batched_seeds.py --device "$DEVICE" \
+    $SEEDS_TRANSFORMER --presets off --no-plain --families transformer \
+    --json "$OUT/batched-seeds-transformer.json"
 
 if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null
 then

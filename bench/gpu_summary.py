@@ -2,8 +2,9 @@
 
 Usage (gpu.sh runs it at the end):
   .venv/bin/python bench/gpu_summary.py bench/out/gpu-<stamp>
-It reads what is there of overhead.json, transformer-overhead.json, batched-seeds.json and
-jobs-per-minute.json in that folder; a missing file is a line saying so. Wall time throughout
+It reads what is there of overhead.json, transformer-overhead.json, batched-seeds.json,
+batched-seeds-transformer.json and jobs-per-minute.json in that folder; a missing file is a
+line saying so. Wall time throughout
 (on a GPU the process's CPU time is the host's share, not the run's cost).
 """
 
@@ -69,8 +70,9 @@ def main() -> int:
         overhead("diagnostics overhead, MLP", r)
     if (r := load(folder, "transformer-overhead.json")) is not None:
         overhead("diagnostics overhead, transformer", r)
-    if (r := load(folder, "batched-seeds.json")) is not None:
-        batched(r)
+    for name in ("batched-seeds.json", "batched-seeds-transformer.json"):
+        if (r := load(folder, name)) is not None:
+            batched(r)
     if (r := load(folder, "jobs-per-minute.json")) is not None:
         jobs(r)
     return 0
