@@ -4,6 +4,8 @@ the tests SIGKILL and restart.
 - live progress over server-sent events, and the signed webhook (retried after a 500);
 - time limits: the spec's and the server's (10 s here), both ``timed_out`` with partial results;
 - cancel a queued and a running job; restart the worker and redeliver: they never run again;
+- a job of several seeds trained as one batched model: its live progress counts the seeds,
+  and a cancel stops every seed at the same step with its partial result;
 - SIGKILL the whole worker (main process and child) mid-job: the reaper in a restarted worker
   re-queues it and it finishes as attempt 2 (never stuck ``running``).
 """
@@ -213,6 +215,34 @@ def test_cancelled_jobs_never_run_again_even_after_a_restart(farm, client, api):
             old["attempts"], old["progress"], old["updated_at"])
     assert before[queued]["attempts"] == 0  # the queued one never started at all
     assert "nothing to do" in restarted.output()
+
+
+def test_a_batched_seeds_job_shows_progress_and_stops_every_seed_with_its_partial_result(
+        farm, client):
+    live_worker(farm)
+    job_id = submit(client, spec(40_000, seeds=[0, 1, 2]))
+    progress: dict[str, Any] = {}
+
+    def moving() -> bool:
+        progress.update(client.get(f"/v1/experiments/{job_id}").json()["progress"] or {})
+        return int(progress.get("step", 0)) > 0
+
+    wait_until(moving, 60, "the batched job to make progress")
+    assert (progress["seeds"], progress["seeds_live"], progress["total_steps"]) == (3, 3, 40_000)
+    assert client.post(f"/v1/experiments/{job_id}/cancel").status_code == 202
+    job = wait_final(client, job_id, timeout=10)
+    assert job["status"] == "cancelled"
+    result = job["result"]
+    assert result["summary"]["outcome"] == "stopped"
+    seeds = result["seeds"]
+    assert seeds["batched"] is True and seeds["fallback"] is None
+    runs = seeds["runs"]
+    assert [r["seed"] for r in runs] == [0, 1, 2]
+    assert {r["outcome"] for r in runs} == {"stopped"}
+    steps = {r["steps"] for r in runs}
+    assert len(steps) == 1 and 0 < steps.pop() < 40_000  # all at the same step, partial
+    assert all(r["final_train_loss"] is not None for r in runs)
+    assert seeds["spread"]["final_train_loss"]["n"] == 3
 
 
 def test_a_sigkilled_worker_loses_no_job(farm, client):
