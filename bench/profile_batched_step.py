@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 if __package__ in (None, ""):  # run as a script: the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -101,7 +102,6 @@ def main() -> None:
           f"{per_call_us(lambda: logits.log_softmax(-1)):.1f}; strided class axis "
           f"([8, 10, 64] view): {per_call_us(lambda: logits.movedim(-1, 1).log_softmax(1)):.1f}")
 
-    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415 (only here)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(200):
             steps[8]()
