@@ -58,8 +58,9 @@ def batched_losses(shape: DataShape, choice: str = "auto") -> MemberLoss:
     def loss(out: Tensor, y: Tensor) -> Tensor:
         k = out.shape[0]
         if use_ce:  # the class axis second: [K, C, B, ...] (a view), targets [K, B, ...]
-            # log-softmax then runs along a strided axis, vectorized over the batch: ~1/6 of
-            # its time along a last axis of 10 classes, with the same value per element
+            # log-softmax then runs along a strided axis, vectorized over the batch: ~1/8 of
+            # its time along a last axis of 10 classes (bench/profile_batched_step.py), with the
+            # same value per element
             each = F.cross_entropy(out.movedim(-1, 1), y.reshape(out.shape[:-1]),
                                    reduction="none")
             return each.view(k, -1).mean(dim=1)

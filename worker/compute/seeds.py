@@ -265,9 +265,10 @@ def train_batched(spec: ExperimentSpec, members: list[SeedMember], net: BatchedN
     clock.reserve = max((m.probes.end_reserve_s() for m in run.members if m.probes), default=0)
     run.evaluate(0)
     stop = clock.poll(force=True) if plan.steps else None
+    kb = (len(run.members), plan.batch)  # a step's [K, B] batch
     while stop is None and done < plan.steps and run.live():
         idx = run.batches.next()  # [K * B]: each member's own order, member-major
-        kb = (len(run.members), plan.batch)  # index_select: half the time of x[idx] for [K, B]
+        # index_select with a flat index: half the time of x[idx] for a [K, B] one
         losses = run.member_loss(net(x.index_select(0, idx).view(*kb, *x.shape[1:])),
                                  y.index_select(0, idx).view(*kb, *y.shape[1:]))  # [K]
         assert run.flat.grad is not None
