@@ -1,8 +1,9 @@
 """Where a batched-seeds training step goes: the README's breakdown of the K = 8 MLP step.
 
 Prints, for the MLP of ``bench_batched_seeds.py`` (depth 4, width 64, batch 64, one CPU thread):
-  1. the time of one batched step (``seeds.train_batched``'s loop body) for K = 1, 2, 4, 8, 16,
-     min and median over interleaved repeats: the fixed cost (K = 1) and the cost per member;
+  1. the time of one batched step (``batched_loop.train_batched``'s loop body) for K = 1, 2,
+     4, 8, 16, min and median over interleaved repeats: the fixed cost (K = 1) and the cost
+     per member;
   2. kernels alone: one batched product [8, 64, 64] x [8, 64, 64] (and its GFLOP/s), a ReLU of
      [8, 64, 64], log-softmax over 10 classes along the last axis and along a strided one;
   3. ``torch.profiler`` over 200 steps at K = 8: self CPU time per call of the heaviest ops, to
@@ -30,8 +31,9 @@ if __package__ in (None, ""):  # run as a script: the repository root on the pat
 
 from bench.bench_batched_seeds import make_spec  # noqa: E402
 from worker.compute.batched import BatchedNet
+from worker.compute.batched_loop import BatchedRun
 from worker.compute.data import make_dataset
-from worker.compute.seeds import _Batched, build_members
+from worker.compute.seeds import build_members
 from worker.compute.training import TrainHooks
 
 KS = (1, 2, 4, 8, 16)
@@ -45,7 +47,7 @@ def batched_step(k: int) -> Callable[[], None]:
     data = make_dataset(spec.data, 0, torch.device("cpu"))
     members = build_members(spec, data)
     net = BatchedNet([m.model for m in members], data.shape.input_shape)
-    run = _Batched(spec, members, net, data, TrainHooks())
+    run = BatchedRun(spec, members, net, TrainHooks())
     x, y, kb = data.x_train, data.y_train, (k, run.plan.batch)
     assert run.flat.grad is not None
     grad = run.flat.grad

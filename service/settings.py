@@ -55,6 +55,12 @@ class ServiceSettings(Settings):
     max_sweep_points: int = Field(
         64, ge=1, le=10_000, description="Most points (jobs) one sweep may expand to."
     )
+    sweep_cohort_max: int = Field(
+        8, ge=1, le=64, description="Most sweep points one worker trains together as one "
+        "batched model (points that differ only in seed, lr, momentum or init gain); 1: each "
+        "point trains alone. A cohort also stays within max_memory_bytes and shares one "
+        "job_time_limit_s."
+    )
     # Auth (service/auth.py): off for local use, on in docker-compose.
     auth_enabled: bool = Field(
         False, description="Require `Authorization: Bearer <key>` on /v1 routes."

@@ -2,7 +2,10 @@
 
 Creating a sweep validates every point before writing anything, then writes every job record
 and the sweep record, and only then enqueues the jobs (a job is never in the broker before its
-record exists). A failed enqueue fails the jobs not yet sent, which a re-run can pick up.
+record exists). A failed enqueue fails the jobs not yet sent, which a re-run can pick up. Points
+that differ only in seed, learning rate, momentum or init gain are enqueued as cohorts (each
+task names its cohort's jobs): one worker trains them as one batched model, each still its own
+job (``worker/core/cohorts.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from service.schemas.sweeps import (
     sweep_links,
 )
 from service.settings import ServiceSettings
-from worker.core.budgets import spec_problems
+from worker.core.budgets import estimate_cost, spec_problems
+from worker.core.cohorts import cohort_key, cohorts
 from worker.core.errors import (
     BrokerUnavailable,
     InvalidRequest,
@@ -114,7 +118,7 @@ def create_sweep(
                 for vp, (job_id, _) in zip(points, jobs, strict=True)],
         created_at=now, updated_at=now, owner=caller.name, tags=tuple(body.tags),
     ))
-    _enqueue_all(store, dispatcher, jobs)
+    _enqueue_all(store, dispatcher, jobs, _cohorts(points, jobs, settings))
     return SweepAccepted(id=sweep_id, points=len(jobs), job_ids=[j for j, _ in jobs],
                          links=sweep_links(sweep_id))
 
@@ -144,10 +148,26 @@ def _record_jobs(
     return jobs
 
 
-def _enqueue_all(store: JobStore, dispatcher: JobDispatcher, jobs: list[tuple[str, str]]) -> None:
+def _cohorts(points: Sequence[ValidatedPoint], jobs: list[tuple[str, str]],
+             settings: ServiceSettings) -> list[list[str]]:
+    """Each job's cohort (the job ids one worker trains together; ``worker/core/cohorts.py``)."""
+    specs = [vp.spec for vp in points]
+    memory = [estimate_cost(spec).memory_bytes for spec in specs] if any(
+        cohort_key(spec) is not None for spec in specs) else []
+    of: list[list[str]] = [[] for _ in jobs]
+    for group in cohorts(specs, max_size=settings.sweep_cohort_max, memory_bytes=memory,
+                         max_memory_bytes=settings.max_memory_bytes):
+        ids = [jobs[i][0] for i in group] if len(group) > 1 else []
+        for i in group:
+            of[i] = ids
+    return of
+
+
+def _enqueue_all(store: JobStore, dispatcher: JobDispatcher, jobs: list[tuple[str, str]],
+                 cohorts_of: list[list[str]]) -> None:
     for n, (job_id, queue) in enumerate(jobs):
         try:
-            dispatcher.enqueue(job_id, queue=queue)
+            dispatcher.enqueue(job_id, queue=queue, cohort=cohorts_of[n])
         except BrokerUnavailable as exc:
             for left, _ in jobs[n:]:  # best effort: the 503 is what matters
                 with contextlib.suppress(TrainabilityError):
@@ -270,5 +290,5 @@ def rerun_sweep(
         sweeps.add_job(record.id, vp.point.index, job_id)
         rerun.append(RerunPoint(point=vp.point.index, job_id=job_id,
                                 previous_job_id=state.job.id if state.job else None))
-    _enqueue_all(store, dispatcher, jobs)
+    _enqueue_all(store, dispatcher, jobs, _cohorts(validated, jobs, settings))
     return SweepRerun(id=record.id, rerun=rerun)

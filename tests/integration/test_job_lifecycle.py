@@ -6,6 +6,8 @@ the tests SIGKILL and restart.
 - cancel a queued and a running job; restart the worker and redeliver: they never run again;
 - a job of several seeds trained as one batched model: its live progress counts the seeds,
   and a cancel stops every seed at the same step with its partial result;
+- a sweep cohort (points that differ in lr) trained together by one worker: each point its own
+  job and progress; one point cancels alone while the others go on;
 - SIGKILL the whole worker (main process and child) mid-job: the reaper in a restarted worker
   re-queues it and it finishes as attempt 2 (never stuck ``running``).
 """
@@ -243,6 +245,38 @@ def test_a_batched_seeds_job_shows_progress_and_stops_every_seed_with_its_partia
     assert len(steps) == 1 and 0 < steps.pop() < 40_000  # all at the same step, partial
     assert all(r["final_train_loss"] is not None for r in runs)
     assert seeds["spread"]["final_train_loss"]["n"] == 3
+
+
+def test_a_sweep_cohort_trains_together_and_each_point_cancels_alone(farm, client):
+    live_worker(farm)
+    response = client.post("/v1/sweeps", json={
+        "name": "cohort", "base": spec(40_000), "axes": {"optimizer.lr": [0.01, 0.02, 0.04]}})
+    assert response.status_code == 202, response.text
+    sweep_id, jobs = response.json()["id"], response.json()["job_ids"]
+    progress: dict[str, dict[str, Any]] = {}
+
+    def all_moving() -> bool:
+        for job_id in jobs:
+            progress[job_id] = client.get(f"/v1/experiments/{job_id}").json()["progress"] or {}
+        return all(int(p.get("step", 0)) > 0 for p in progress.values())
+
+    wait_until(all_moving, 60, "every point of the cohort to make progress")
+    # one worker trains all three at once: each job shows its own progress of the cohort
+    assert all(p["cohort"] == {"size": 3, "live": 3} for p in progress.values()), progress
+    assert client.post(f"/v1/experiments/{jobs[1]}/cancel").status_code == 202
+    cancelled = wait_final(client, jobs[1], timeout=10)
+    assert cancelled["status"] == "cancelled"
+    others = [client.get(f"/v1/experiments/{j}").json() for j in (jobs[0], jobs[2])]
+    assert [o["status"] for o in others] == ["running", "running"]  # the rest go on
+    assert client.post(f"/v1/sweeps/{sweep_id}/cancel").status_code in (200, 202)
+    results = [cancelled["result"], *(wait_final(client, j, timeout=10)["result"]
+                                      for j in (jobs[0], jobs[2]))]
+    for index, result in zip((1, 0, 2), results, strict=True):
+        assert result["cohort"] == {"size": 3, "index": index, "batched": True,
+                                    "fallback": None, "job_ids": jobs}
+        assert result["summary"]["outcome"] == "stopped"
+        assert 0 < result["summary"]["steps"] < 40_000
+    assert results[0]["summary"]["steps"] < results[1]["summary"]["steps"]
 
 
 def test_a_sigkilled_worker_loses_no_job(farm, client):

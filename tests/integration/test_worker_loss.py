@@ -16,7 +16,7 @@ SPEC = {
     "name": "long enough to be killed",
     "model": {"family": "mlp", "depth": 4, "width": 32},
     "data": {"kind": "spirals", "n_train": 512, "n_val": 64},
-    "training": {"steps": 800, "batch_size": 32, "device": "cpu"},
+    "training": {"steps": 5000, "batch_size": 32, "device": "cpu"},  # seconds, not ms
     "diagnostics": {"preset": "off"},
 }
 
@@ -49,4 +49,4 @@ def test_a_killed_worker_child_requeues_the_job_as_a_new_attempt(e2e_server, cel
             time.sleep(0.2)
     assert j["status"] == "succeeded", j["error"]
     assert j["attempts"] == 2
-    assert j["result"]["summary"]["steps"] == 800
+    assert j["result"]["summary"]["steps"] == 5000

@@ -71,12 +71,12 @@ class Broker:
         return int(self.client.llen(queue))
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
-        """Decoded task messages: task name and positional args."""
+        """Decoded task messages: task name, positional and keyword args."""
         out = []
         for raw in self.client.lrange(queue, 0, -1):
             message = json.loads(raw)
-            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-            out.append({"task": message["headers"]["task"], "args": args,
+            args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            out.append({"task": message["headers"]["task"], "args": args, "kwargs": kwargs,
                         "content_type": message["content-type"]})
         return out
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
 import pytest
 import redis.asyncio
@@ -32,7 +33,7 @@ class Dispatcher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def enqueue(self, job_id: str, *, queue: str) -> None:
+    def enqueue(self, job_id: str, *, queue: str, cohort: Sequence[str] = ()) -> None:
         self.sent.append(("run", job_id))
 
     def send_webhook(self, job_id: str) -> None:

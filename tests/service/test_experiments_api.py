@@ -34,7 +34,7 @@ def test_submit_records_the_job_then_enqueues_its_id(api, broker, spec_doc):
     assert body["links"]["self"] == f"/v1/experiments/{job_id}"
     assert response.headers["location"] == f"/v1/experiments/{job_id}"
     assert broker.messages("cpu") == [
-        {"task": "trainability.run_experiment", "args": [job_id],
+        {"task": "trainability.run_experiment", "args": [job_id], "kwargs": {},
          "content_type": "application/json"}
     ]
 

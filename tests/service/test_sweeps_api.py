@@ -43,6 +43,24 @@ def test_a_sweep_records_every_job_with_its_sweep_id_then_enqueues_them(api, bro
     assert job["name"] == "small [variant=relu+residual, model.depth=4]"
 
 
+def test_points_that_differ_in_seed_lr_momentum_or_gain_are_sent_as_cohorts(api, broker,
+                                                                              spec_doc):
+    base = {**spec_doc(), "init": {"scheme": "normal"}}
+    response = api.post("/v1/sweeps", json={
+        "base": base, "axes": {"model.depth": [2, 3], "optimizer.lr": [0.01, 0.1],
+                               "init.gain": [0.5, 1.0]}})
+    assert response.status_code == 202, response.text
+    jobs = response.json()["job_ids"]  # depth varies slowest: points 0-3 depth 2, 4-7 depth 3
+    sent = {m["args"][0]: m["kwargs"].get("cohort") for m in broker.messages("cpu")}
+    assert sent == {**dict.fromkeys(jobs[:4], jobs[:4]), **dict.fromkeys(jobs[4:], jobs[4:])}
+    # a point of a design of its own goes alone (no cohort in its message)
+    response = api.post("/v1/sweeps", json={"base": base, "axes": {"model.depth": [2, 3]}})
+    assert response.status_code == 202
+    alone = response.json()["job_ids"]
+    sent = {m["args"][0]: m["kwargs"] for m in broker.messages("cpu")}
+    assert [sent[j] for j in alone] == [{}, {}]
+
+
 def test_the_sweep_shows_progress_and_one_row_per_point(api, spec_doc):
     accepted = api.post("/v1/sweeps", json=sweep_body(spec_doc)).json()
     sweep = api.get(f"/v1/sweeps/{accepted['id']}").json()

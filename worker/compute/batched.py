@@ -18,6 +18,8 @@ softmax(Q K^T / sqrt(d)) V with one more leading axis.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 from torch.optim.sgd import sgd
@@ -162,6 +164,11 @@ class BatchedNet(nn.Module):
             at += n
         return flat
 
+    def member_of_flat(self) -> Tensor:
+        """The member each element of the flat parameter (``flatten``) belongs to."""
+        return torch.cat([torch.arange(self.k, device=p.device).repeat_interleave(
+            p.numel() // self.k) for p in self.parameters()])
+
     def member_rows(self) -> list[Tensor]:
         """Each parameter's gradient viewed as ``[K, -1]`` (member k's in row k)."""
         return [p.grad.view(self.k, -1) for p in self.parameters() if p.grad is not None]
@@ -171,20 +178,68 @@ class FlatSGD:
     """SGD with momentum on a flattened ``BatchedNet`` (``flatten``): torch's own update
     (``torch.optim.sgd.sgd``, the function ``torch.optim.SGD.step`` calls, so the numbers are
     the single-seed run's), without the ``Optimizer`` wrapper around it (profiler hooks, hook
-    and state bookkeeping): on the K = 8 MLP that wrapper cost more than the update itself."""
+    and state bookkeeping): on the K = 8 MLP that wrapper cost more than the update itself.
 
-    def __init__(self, flat: nn.Parameter, *, momentum: float, nesterov: bool,
-                 weight_decay: float) -> None:
+    Members with their own learning rate or momentum (sweep cohorts) take the same update with
+    per-element factors (``members``: the member of each flat element): the same arithmetic,
+    except that ``w - lr * v`` is rounded twice instead of once (about 1 ulp a step)."""
+
+    def __init__(self, flat: nn.Parameter, *, momentum: float | Sequence[float], nesterov: bool,
+                 weight_decay: float, members: Tensor | None = None) -> None:
         self.flat = flat
-        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        moms = [momentum] if isinstance(momentum, float | int) else list(momentum)
+        self.momentum, self.nesterov, self.weight_decay = float(moms[0]), nesterov, weight_decay
+        self.members = members
+        self.k = int(members.max()) + 1 if members is not None else 1
+        self.momenta: Tensor | None = None  # per element, where the members' differ
+        if len(set(moms)) > 1:
+            assert members is not None, "per-member momentum needs the members of the elements"
+            self.momenta = torch.tensor(moms, dtype=flat.dtype, device=flat.device)[members]
         self.buffers: list[Tensor | None] = [None]
+        self._lrs: tuple[tuple[float, ...], Tensor] | None = None
 
     @torch.no_grad()
-    def step(self, lr: float) -> None:
+    def step(self, lr: float | Sequence[float]) -> None:
+        """One update; ``lr``: one for every member, or each member's."""
         assert self.flat.grad is not None
-        sgd([self.flat], [self.flat.grad], self.buffers, foreach=False,
-            weight_decay=self.weight_decay, momentum=self.momentum, lr=lr,
-            dampening=0.0, nesterov=self.nesterov, maximize=False)
+        if isinstance(lr, float | int):
+            if self.momenta is None:
+                sgd([self.flat], [self.flat.grad], self.buffers, foreach=False,
+                    weight_decay=self.weight_decay, momentum=self.momentum, lr=float(lr),
+                    dampening=0.0, nesterov=self.nesterov, maximize=False)
+                return
+            lr = [float(lr)] * self.k
+        self._per_member_step(self._lr_elements(tuple(lr)))
+
+    def _lr_elements(self, lrs: tuple[float, ...]) -> Tensor:
+        """Each element's learning rate (kept while the members' rates repeat)."""
+        if self._lrs is None or self._lrs[0] != lrs:
+            assert self.members is not None, "per-member rates need the members of the elements"
+            self._lrs = (lrs, torch.tensor(lrs, dtype=self.flat.dtype,
+                                           device=self.flat.device)[self.members])
+        return self._lrs[1]
+
+    def _per_member_step(self, lrs: Tensor) -> None:
+        """``torch.optim.sgd``'s single-tensor update with per-element lr and momentum."""
+        grad = self.flat.grad
+        assert grad is not None
+        if self.weight_decay:
+            grad = grad.add(self.flat, alpha=self.weight_decay)
+        moms = self.momenta
+        if moms is not None or self.momentum:
+            buf = self.buffers[0]
+            if buf is None:
+                buf = self.buffers[0] = torch.clone(grad).detach()
+            elif moms is not None:
+                buf.mul_(moms).add_(grad)
+            else:
+                buf.mul_(self.momentum).add_(grad)
+            if self.nesterov:
+                grad = grad.add(buf * moms) if moms is not None else grad.add(
+                    buf, alpha=self.momentum)
+            else:
+                grad = buf
+        self.flat.addcmul_(grad, lrs, value=-1)
 
 
 def batch_reason(nets: list[Net], input_shape: tuple[int, ...]) -> str | None:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from worker.compute.data import Dataset
 from worker.compute.diagnostics.probes import ProbeSet
 from worker.compute.evaluation import uses_cross_entropy
 from worker.compute.model import Net
@@ -36,13 +37,15 @@ class RandomState:
 
 @dataclass
 class SeedMember:
-    """One initialization of a multi-seed run: its seed, the spec as a single run with that
-    seed, its model, the random state right after the model was drawn, and its probes."""
+    """One model of a batched run: its seed, the spec of its single run, its model, its probes,
+    its data, and the random state right after the model was drawn. The members of a
+    ``training.seeds`` run share one dataset; those of a cohort (``cohort.py``) may not."""
 
     seed: int
     spec: ExperimentSpec
     model: Net
     probes: ProbeSet | None
+    data: Dataset
     rng: RandomState = field(default_factory=RandomState.now)
 
 

@@ -2,7 +2,7 @@
 
 Member k is the run of the spec with ``training.seed = seeds[k]`` on the data of the spec's own
 seed: its weights are drawn from ``torch.manual_seed(seeds[k])`` as a single run's are, its
-batch order and probe batch come from that seed. The batched loop (``batched.py``) steps all
+batch order and probe batch come from that seed. The batched loop (``batched_loop.py``) steps all
 members at once; at logging, probe and evaluation points it reads or copies out each member:
 probes run on the member's ordinary ``Net`` (its weights copied out at the probe step), so every
 diagnostic works unchanged, and each member's result is built as a single run's. A member that
@@ -21,30 +21,16 @@ import time
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from worker.compute.batched import BatchedNet, FlatSGD, clip_per_member
+from worker.compute.batched import BatchedNet
+from worker.compute.batched_loop import train_batched
 from worker.compute.data import Dataset
-from worker.compute.evaluation import Evaluation, loss_function
+from worker.compute.evaluation import loss_function
 from worker.compute.model import build_model
 from worker.compute.results import build_probes, member_result
-from worker.compute.seed_members import SeedMember, batched_losses
+from worker.compute.seed_members import SeedMember
 from worker.compute.stacked_layers import Unbatchable
-from worker.compute.training import (
-    EVAL_CURVE_EXAMPLES,
-    Batches,
-    LossWindow,
-    Member,
-    MemberBatches,
-    Outcome,
-    Plan,
-    StopClock,
-    TrainHooks,
-    TrainOutcome,
-    lr_schedule,
-    record_evaluation,
-    train,
-)
+from worker.compute.training import Outcome, TrainHooks, TrainOutcome, train
 from worker.core.findings import headline
 from worker.core.seed_agreement import merged_findings
 from worker.core.spec import Analysis, ExperimentSpec
@@ -64,7 +50,7 @@ def build_members(spec: ExperimentSpec, data: Dataset) -> list[SeedMember]:
         model = build_model(member_spec).to(data.x_train.device)
         # the random state is captured now, right after the draw (probes use their own streams)
         members.append(SeedMember(seed, member_spec, model,
-                                  build_probes(member_spec, model, data, loss_fn)))
+                                  build_probes(member_spec, model, data, loss_fn), data))
     return members
 
 
@@ -81,7 +67,8 @@ def run_seeds(
     except Unbatchable as exc:
         net, fallback = None, f"{exc}: the seeds trained one after another"
     began = time.perf_counter()
-    runs = (train_batched(spec, members, net, data, hooks) if net is not None
+    runs: list[TrainOutcome | None] = (
+        list(train_batched(spec, members, net, hooks)) if net is not None
             else train_sequential(members, data, hooks))
     train_time = time.perf_counter() - began
     results = [
@@ -169,134 +156,3 @@ def _progress_of(hooks: TrainHooks, index: int, count: int) -> Any:
         hooks.on_progress({**p, "step": index * total + p["step"], "total_steps": count * total,
                            "seed_index": index})
     return report
-
-
-class _Batched:
-    """The batched run's shared state: the stacked model, its optimizer, the members."""
-
-    def __init__(self, spec: ExperimentSpec, members: list[SeedMember], net: BatchedNet,
-                 data: Dataset, hooks: TrainHooks) -> None:
-        self.spec, self.net, self.data, self.hooks = spec, net, data, hooks
-        self.flat = net.flatten()  # one tensor for the optimizer
-        o = spec.optimizer
-        self.sgd = FlatSGD(self.flat, momentum=o.momentum, nesterov=o.nesterov,
-                           weight_decay=o.weight_decay)
-        self.plan = Plan.of(spec, data)
-        self.lr_at, _ = lr_schedule(spec)
-        loss_fn = loss_function(data.shape, spec.training.loss)
-        self.members = [Member(m.model, m.probes, data, loss_fn, hooks, self.plan, self.lr_at)
-                        for m in members]
-        self.batches = MemberBatches([Batches(self.plan.n_train, self.plan.batch, m.seed,
-                                              data.x_train.device) for m in members])
-        self.ones = torch.ones(len(members), device=data.x_train.device)  # d(sum)/d(loss_k)
-        self.member_loss = batched_losses(data.shape, spec.training.loss)
-        self.active = [True] * len(members)
-        self.ends: list[tuple[Outcome, int, int | None] | None] = [None] * len(members)
-
-    def live(self) -> list[int]:
-        return [k for k, on in enumerate(self.active) if on]
-
-    def probe(self, step: int) -> None:
-        for k in self.live():
-            probes = self.members[k].probes
-            if probes is not None and probes.due(step):
-                self.net.export(k)
-                probes.run(self.members[k].model, step, self.members[k].lr(step))
-
-    def after_update(self, step: int) -> None:
-        for k in self.live():
-            probes = self.members[k].probes
-            if probes is not None and probes.wants_update:
-                self.net.export(k)
-                probes.after_update(self.members[k].model, step)
-
-    @torch.no_grad()
-    def evaluate(self, step: int) -> None:
-        """Every live member's curve evaluation in one batched forward per split."""
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            pairs = [self._split(x, y) for x, y in ((self.data.x_train, self.data.y_train),
-                                                    (self.data.x_val, self.data.y_val))]
-        finally:
-            self.net.train(was_training)
-        for k in self.live():
-            (tl, ta), (vl, va) = ((loss[k], None if acc is None else acc[k])
-                                  for loss, acc in pairs)
-            record_evaluation(self.members[k].curves, step, Evaluation(tl, ta, vl, va))
-
-    def _split(self, x: Tensor, y: Tensor) -> tuple[list[float], list[float] | None]:
-        x, y = x[:EVAL_CURVE_EXAMPLES], y[:EVAL_CURVE_EXAMPLES]
-        out = self.net(x.expand(self.net.k, *x.shape))
-        ys = y.expand(self.net.k, *y.shape)
-        loss: list[float] = self.member_loss(out, ys).tolist()  # a host sync: eval points only
-        if y.dtype != torch.long:
-            return loss, None
-        acc: list[float] = (out.argmax(dim=-1) == ys).float().flatten(1).mean(1).tolist()
-        return loss, acc
-
-    def log(self, done: int, rows: list[list[float]]) -> None:
-        """Per member: its curve point, or its divergence (it stops there)."""
-        for k in self.live():
-            diverged_at = self.members[k].log(done, [row[k] for row in rows])
-            if diverged_at is not None:
-                self.active[k] = False
-                self.ends[k] = ("diverged", done, diverged_at)
-        live = self.live()
-        if live:
-            losses = [self.members[k].curves.train_loss[-1] for k in live]
-            self.hooks.on_progress({**self.plan.progress(done, statistics.median(losses),
-                                                         self.members[0].started),
-                                    "seeds": len(self.members), "seeds_live": len(live)})
-
-
-def train_batched(spec: ExperimentSpec, members: list[SeedMember], net: BatchedNet,
-                  data: Dataset, hooks: TrainHooks) -> list[TrainOutcome | None]:
-    """Long: the batched twin of ``training.train``, one step for every member at once; kept
-    as one loop so it reads side by side with the single-model loop."""
-    run = _Batched(spec, members, net, data, hooks)
-    plan, clock, window = run.plan, StopClock(hooks), LossWindow()
-    x, y, clip = data.x_train, data.y_train, spec.optimizer.clip_grad_norm
-    done, stop = 0, None
-    net.train()
-    for member in run.members:
-        member.model.train()
-    run.probe(0)
-    clock.reserve = max((m.probes.end_reserve_s() for m in run.members if m.probes), default=0)
-    run.evaluate(0)
-    stop = clock.poll(force=True) if plan.steps else None
-    kb = (len(run.members), plan.batch)  # a step's [K, B] batch
-    while stop is None and done < plan.steps and run.live():
-        idx = run.batches.next()  # [K * B]: each member's own order, member-major
-        # index_select with a flat index: half the time of x[idx] for a [K, B] one
-        losses = run.member_loss(net(x.index_select(0, idx).view(*kb, *x.shape[1:])),
-                                 y.index_select(0, idx).view(*kb, *y.shape[1:]))  # [K]
-        assert run.flat.grad is not None
-        run.flat.grad.zero_()
-        # the gradient of the members' summed loss, without a sum op and its backward
-        torch.autograd.backward(losses, run.ones)
-        if clip is not None:
-            clip_per_member(net, clip)
-        run.sgd.step(run.lr_at(done))
-        run.after_update(done + 1)
-        window.push(losses)
-        done += 1
-        stop = clock.poll()
-        probe_due = any(m.probes is not None and m.probes.due(done) for m in run.members)
-        if window.filled == plan.log_every or done == plan.steps or probe_due or stop:
-            run.log(done, window.read())  # the loop's only host-device sync
-            stop = clock.poll(force=True)
-        if probe_due and stop is None:
-            run.probe(done)
-        if done % plan.eval_every == 0 and done < plan.steps and stop is None and run.live():
-            run.evaluate(done)
-    outcome: Outcome = stop or "completed"
-    outs: list[TrainOutcome | None] = []
-    for k, member in enumerate(run.members):
-        end = run.ends[k]
-        if end is None:
-            net.export(k)
-            outs.append(member.finish(outcome, done, None))
-        else:
-            outs.append(member.finish(*end))
-    return outs

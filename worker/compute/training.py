@@ -120,19 +120,28 @@ class MemberBatches:
     """K members' ``Batches`` (same size and batch, each its own seed) read as one ``[K, n]``
     permutation: a step's ``[K * B]`` indices are one slice, not K slices and a stack. Member
     k's rows are exactly the ones its own ``Batches`` would give (its permutations, reshuffled
-    at the same steps)."""
+    at the same steps). ``stacked_rows``: each member has its own data, stacked, member k's
+    rows at ``[k * n, (k + 1) * n)``; its indices carry that offset (added when a permutation
+    is drawn, never per step)."""
 
-    def __init__(self, members: list[Batches]) -> None:
+    def __init__(self, members: list[Batches], stacked_rows: bool = False) -> None:
         self.members, self.batch, self.n = members, members[0].batch, members[0].n
-        self.perm = torch.stack([m.perm for m in members])
+        device = members[0].perm.device
+        self.offsets = (torch.arange(len(members), device=device)[:, None] * self.n
+                        if stacked_rows else None)
+        self.perm = self._stack()
         self.pos = 0
+
+    def _stack(self) -> Tensor:
+        perm = torch.stack([m.perm for m in self.members])
+        return perm if self.offsets is None else perm + self.offsets
 
     def next(self) -> Tensor:
         """Member-major flat indices: member k's batch is ``[k * B : (k + 1) * B]``."""
         if self.pos + self.batch > self.n:
             for m in self.members:
                 m.reshuffle()
-            self.perm = torch.stack([m.perm for m in self.members])
+            self.perm = self._stack()
             self.pos = 0
         idx = self.perm[:, self.pos : self.pos + self.batch].reshape(-1)
         self.pos += self.batch

@@ -226,6 +226,20 @@ class SeedRuns(Doc):
     )
 
 
+class CohortRun(Doc):
+    """A sweep point trained together with others of its sweep as one batched model
+    (points that differ only in seed, lr, momentum or init gain; worker/core/cohorts.py)."""
+
+    size: int = Field(description="How many points trained together.")
+    index: int = Field(description="This point's member of the batched model.")
+    batched: bool = Field(description="True: trained as one batched model; false: one after "
+                          "another (see fallback).")
+    fallback: str | None = Field(
+        description="Why the points trained one after another (a layer that cannot be batched)."
+    )
+    job_ids: list[str] = Field(description="The jobs of the cohort, this one among them.")
+
+
 class _Measured(Doc):
     """What every result holds, before the diagnostic sections."""
 
@@ -255,6 +269,10 @@ class ExperimentResult(_WithSections):
     )
     seeds: SeedRuns | None = Field(
         None, description="Present for training.seeds: every seed's outcome and the spread."
+    )
+    cohort: CohortRun | None = Field(
+        None, description="Present for a sweep point trained together with other points "
+        "(its own result all the same; the summary's times are the cohort's)."
     )
     truncated: ResultTruncation | None = Field(
         None, description="Present when the result was larger than max_result_bytes and was "

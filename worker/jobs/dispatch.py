@@ -93,8 +93,9 @@ def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
 
 
 class JobDispatcher(Protocol):
-    def enqueue(self, job_id: str, *, queue: str) -> None:
-        """Hand ``job_id`` to a worker consuming ``queue``; ``BrokerUnavailable`` on failure."""
+    def enqueue(self, job_id: str, *, queue: str, cohort: Sequence[str] = ()) -> None:
+        """Hand ``job_id`` to a worker consuming ``queue`` (with the job ids of its sweep
+        cohort, ``worker/core/cohorts.py``); ``BrokerUnavailable`` on failure."""
 
     def send_webhook(self, job_id: str) -> None:
         """Queue the delivery of the job's final-state webhook."""
@@ -113,9 +114,10 @@ class CeleryDispatcher:
     def from_settings(cls, settings: Settings) -> CeleryDispatcher:
         return cls(make_celery(settings))
 
-    def enqueue(self, job_id: str, *, queue: str) -> None:
+    def enqueue(self, job_id: str, *, queue: str, cohort: Sequence[str] = ()) -> None:
         try:
-            self._app.send_task(RUN_EXPERIMENT_TASK, args=[job_id], queue=queue)
+            self._app.send_task(RUN_EXPERIMENT_TASK, args=[job_id], queue=queue,
+                                kwargs={"cohort": list(cohort)} if len(cohort) > 1 else None)
         except _SEND_ERRORS as exc:
             raise BrokerUnavailable(f"could not enqueue the job: {exc}") from exc
 

@@ -131,7 +131,7 @@ class RedisJobFeed(JobKeys):
                     else:
                         raise StoreUnavailable("no confirmation of the events subscription")
             except BaseException:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 raise
             self._pubsub, self._broken = pubsub, None
             self._reader = asyncio.create_task(self._read(pubsub), name="job-feed-reader")
@@ -198,7 +198,7 @@ class RedisJobFeed(JobKeys):
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def close(self) -> None:
         await self._drop_pubsub()

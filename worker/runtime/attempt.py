@@ -203,17 +203,14 @@ def execute_job(
     on_final: FinalFn | None = None,
 ) -> JobStatus | None:
     """Run the job and record its outcome; return the status written (None: nothing to do)."""
+    how = AttemptKnobs(worker, run, progress_interval_s, time_limit_s, max_attempts,
+                       lease_interval_s, lease_ttl_s, cancel_check_interval_s, on_final)
     with job_context(job_id):
-        return _execute(
-            store, job_id, worker=worker, run=run, progress_interval_s=progress_interval_s,
-            time_limit_s=time_limit_s, max_attempts=max_attempts,
-            lease_interval_s=lease_interval_s, lease_ttl_s=lease_ttl_s,
-            cancel_check_interval_s=cancel_check_interval_s, on_final=on_final,
-        )
+        return execute_with(store, job_id, how)
 
 
 @dataclass(frozen=True)
-class _Attempt:
+class AttemptKnobs:
     """What one attempt needs besides the store and the job: its knobs and its callbacks."""
 
     worker: str
@@ -235,13 +232,8 @@ class _Attempt:
         return status
 
 
-def _execute(
-    store: JobStore, job_id: str, *, worker: str, run: RunFn, progress_interval_s: float,
-    time_limit_s: int | None, max_attempts: int, lease_interval_s: float, lease_ttl_s: float,
-    cancel_check_interval_s: float, on_final: FinalFn | None,
-) -> JobStatus | None:
-    how = _Attempt(worker, run, progress_interval_s, time_limit_s, max_attempts,
-                   lease_interval_s, lease_ttl_s, cancel_check_interval_s, on_final)
+def execute_with(store: JobStore, job_id: str, how: AttemptKnobs) -> JobStatus | None:
+    """``execute_job`` with its knobs in one object."""
     try:
         record = store.get(job_id)
     except JobNotFound:
@@ -250,8 +242,8 @@ def _execute(
     if record.is_final:
         log.info("job %s is already %s; nothing to do", job_id, record.status)
         return None
-    holder = f"{worker}|{os.getpid()}"
-    claim = _claim(store, job_id, holder, how)
+    holder = f"{how.worker}|{os.getpid()}"
+    claim = claim_job(store, job_id, holder, how)
     if claim is None:
         return None
     if claim.outcome == "cancelled":
@@ -263,7 +255,7 @@ def _execute(
     return _run_attempt(store, record, claim.attempt, holder, how)
 
 
-def _claim(store: JobStore, job_id: str, holder: str, how: _Attempt) -> Claim | None:
+def claim_job(store: JobStore, job_id: str, holder: str, how: AttemptKnobs) -> Claim | None:
     """Claim the job for this attempt; None when there is nothing to run."""
     worker = how.worker
     try:
@@ -294,49 +286,69 @@ def _claim(store: JobStore, job_id: str, holder: str, how: _Attempt) -> Claim | 
     return claim
 
 
-def _run_attempt(store: JobStore, record: JobRecord, attempt: int, holder: str,
-                 how: _Attempt) -> JobStatus | None:
-    """Train under a renewed lease and record the outcome the run ended with."""
-    job_id = record.id
-    lease_thread = AttemptLease(store, job_id, attempt, f"{holder}|{attempt}",
-                                how.lease_interval_s, how.lease_ttl_s)
-    reporter = ProgressReporter(store, job_id, attempt, how.progress_interval_s,
-                                cancel_check_interval_s=how.cancel_check_interval_s,
-                                lease=lease_thread)
-    log.info("job %s: attempt %d on %s", job_id, attempt, how.worker)
+class JobAttempt:
+    """One claimed job's attempt: its renewed lease, its progress reporter, and how its
+    outcome is recorded (only while this attempt still owns the job)."""
 
-    def finish(status: FinalStatus, **outcome: Any) -> JobStatus | None:
+    def __init__(self, store: JobStore, record: JobRecord, attempt: int, holder: str,
+                 how: AttemptKnobs) -> None:
+        self.store, self.record, self.job_id, self.attempt, self.how = (
+            store, record, record.id, attempt, how)
+        self.lease = AttemptLease(store, record.id, attempt, f"{holder}|{attempt}",
+                                  how.lease_interval_s, how.lease_ttl_s)
+        self.reporter = ProgressReporter(store, record.id, attempt, how.progress_interval_s,
+                                         cancel_check_interval_s=how.cancel_check_interval_s,
+                                         lease=self.lease)
+
+    def finish(self, status: FinalStatus, **outcome: Any) -> JobStatus | None:
         try:
-            store.finish(job_id, status, attempt=attempt, progress=reporter.latest, **outcome)
+            self.store.finish(self.job_id, status, attempt=self.attempt,
+                              progress=self.reporter.latest, **outcome)
         except JobStateConflict as exc:
-            log.warning("outcome of job %s not recorded: %s", job_id, exc)
+            log.warning("outcome of job %s not recorded: %s", self.job_id, exc)
             return None
-        log.info("job %s: %s", job_id, status)
-        return how.announce(job_id, status)
+        log.info("job %s: %s", self.job_id, status)
+        return self.how.announce(self.job_id, status)
 
-    lease_thread.start()
+    def failed(self, exc: BaseException) -> JobStatus | None:
+        """The run raised: a soft time limit is ``timed_out``, anything else ``failed``."""
+        if isinstance(exc, SoftTimeLimitExceeded):
+            limit = f" of {self.how.time_limit_s} s" if self.how.time_limit_s else ""
+            return self.finish("timed_out", error=f"the job exceeded its time limit{limit}")
+        log.error("job %s failed", self.job_id, exc_info=exc)
+        return self.finish("failed", error=describe_error(exc))
+
+    def record_result(self, result: dict[str, Any]) -> JobStatus | None:
+        """Record a run's result with the status its ``summary.outcome`` says (None:
+        dropped, the attempt was superseded)."""
+        summary = result.get("summary", {})
+        if summary.get("outcome") == "timed_out":
+            return self.finish("timed_out", result=result,
+                               error="training stopped at its time limit; the result is partial")
+        if summary.get("outcome") == "stopped":
+            if self.reporter.superseded and not self.reporter.cancel_requested:
+                log.warning("job %s: attempt %d was superseded; its result is dropped",
+                            self.job_id, self.attempt)
+                return None
+            steps = summary.get("steps")
+            at = f" at step {steps}" if steps is not None else ""
+            return self.finish("cancelled", result=result,
+                               error=f"{CANCEL_REASON}; training stopped{at}, the result is "
+                               "partial")
+        return self.finish("succeeded", result=result)  # completed or diverged: results
+
+
+def _run_attempt(store: JobStore, record: JobRecord, attempt: int, holder: str,
+                 how: AttemptKnobs) -> JobStatus | None:
+    """Train under a renewed lease and record the outcome the run ended with."""
+    job = JobAttempt(store, record, attempt, holder, how)
+    log.info("job %s: attempt %d on %s", record.id, attempt, how.worker)
+    job.lease.start()
     try:
         spec = ExperimentSpec.model_validate_json(record.spec)
-        result = how.run(spec, reporter, reporter.should_stop)
-    except SoftTimeLimitExceeded:
-        limit = f" of {how.time_limit_s} s" if how.time_limit_s else ""
-        return finish("timed_out", error=f"the job exceeded its time limit{limit}")
+        result = how.run(spec, job.reporter, job.reporter.should_stop)
     except Exception as exc:  # any failure of the run is the job's outcome, not the task's
-        log.exception("job %s failed", job_id)
-        return finish("failed", error=describe_error(exc))
+        return job.failed(exc)
     finally:
-        lease_thread.stop()
-    summary = result.get("summary", {})
-    if summary.get("outcome") == "timed_out":
-        return finish("timed_out", result=result,
-                      error="training stopped at its time limit; the result is partial")
-    if summary.get("outcome") == "stopped":
-        if reporter.superseded and not reporter.cancel_requested:
-            log.warning("job %s: attempt %d was superseded; its result is dropped",
-                        job_id, attempt)
-            return None
-        steps = summary.get("steps")
-        at = f" at step {steps}" if steps is not None else ""
-        return finish("cancelled", result=result,
-                      error=f"{CANCEL_REASON}; training stopped{at}, the result is partial")
-    return finish("succeeded", result=result)  # completed, or diverged: both are results
+        job.lease.stop()
+    return job.record_result(result)

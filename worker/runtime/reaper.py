@@ -40,7 +40,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -68,7 +68,7 @@ _LIST_CHUNK = 1000
 
 
 class Dispatcher(Protocol):
-    def enqueue(self, job_id: str, *, queue: str) -> None: ...
+    def enqueue(self, job_id: str, *, queue: str, cohort: Sequence[str] = ()) -> None: ...
 
     def send_webhook(self, job_id: str) -> None: ...
 

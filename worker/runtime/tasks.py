@@ -24,7 +24,8 @@ from worker.jobs.dispatch import (
 from worker.jobs.redis_store import RedisJobStore, store_from_settings
 from worker.jobs.task_message import RUN_EXPERIMENT_TASK
 from worker.runtime.app import app
-from worker.runtime.attempt import ProgressFn, StopFn, execute_job
+from worker.runtime.attempt import AttemptKnobs, ProgressFn, StopFn, execute_with
+from worker.runtime.cohort_attempt import CohortResultFn, execute_cohort
 from worker.runtime.mlflow_delivery import announce_export, export_job
 from worker.runtime.webhook_delivery import deliver_webhook
 
@@ -72,15 +73,38 @@ def run_with_torch(spec: ExperimentSpec, on_progress: ProgressFn,
     return run_experiment(spec, hooks)
 
 
+def run_cohort_with_torch(specs: list[ExperimentSpec], progress: list[ProgressFn],
+                          stops: list[StopFn], on_result: CohortResultFn) -> None:
+    """A sweep cohort's compute side (``worker/compute/cohort.py``)."""
+    import torch
+
+    from worker.compute.cohort import run_cohort
+    from worker.compute.pipeline import RunHooks
+
+    settings = get_settings()
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)
+    run_cohort(specs, [RunHooks(on_progress=p, should_stop=s,
+                                time_limit_s=settings.job_time_limit_s)
+                       for p, s in zip(progress, stops, strict=True)], on_result)
+
+
+def batch_reason_with_torch(spec: ExperimentSpec) -> str | None:
+    from worker.compute.cohort import cohort_batch_reason
+
+    return cohort_batch_reason(spec)
+
+
 # Redis blips while recording are retried (the job restarts as a new attempt); failures of
 # the run itself are recorded on the job by execute_job and never reach Celery.
 @app.task(name=RUN_EXPERIMENT_TASK, bind=True, autoretry_for=(StoreUnavailable,),
           retry_backoff=2, retry_backoff_max=60, max_retries=5)
-def run_experiment_task(self: Task[[str], None], job_id: str) -> None:
-    """Run the experiment recorded under ``job_id``."""
+def run_experiment_task(self: Task[[str, list[str] | None], None], job_id: str,
+                        cohort: list[str] | None = None) -> None:
+    """Run the experiment recorded under ``job_id`` (with the queued jobs of its sweep
+    cohort, ``cohort``: their ids, when it has one)."""
     settings = get_settings()
-    execute_job(
-        job_store(), job_id,
+    how = AttemptKnobs(
         worker=self.request.hostname or "unknown",
         run=run_with_torch,
         progress_interval_s=settings.progress_interval_s,
@@ -91,6 +115,12 @@ def run_experiment_task(self: Task[[str], None], job_id: str) -> None:
         cancel_check_interval_s=settings.cancel_check_interval_s,
         on_final=announce_final,
     )
+    if cohort and len(cohort) > 1:
+        execute_cohort(job_store(), job_id, cohort, how, run_cohort=run_cohort_with_torch,
+                       batch_reason=batch_reason_with_torch)
+    else:
+        with job_context(job_id):
+            execute_with(job_store(), job_id, how)
 
 
 class RetryDelivery(Exception):
