@@ -6,8 +6,9 @@ Prints, for the MLP of ``bench_batched_seeds.py`` (depth 4, width 64, batch 64, 
      per member;
   2. kernels alone: one batched product [8, 64, 64] x [8, 64, 64] (and its GFLOP/s), a ReLU of
      [8, 64, 64], log-softmax over 10 classes along the last axis and along a strided one;
-  3. ``torch.profiler`` over 200 steps at K = 8: self CPU time per call of the heaviest ops, to
-     compare with (2): inside the loop, elementwise passes cost several times what they cost alone;
+  3. ``torch.profiler`` over 200 steps at K = 8: self CPU time per call of the heaviest ops (the
+     profiler's own per-op cost is in them: small elementwise ops look several times slower
+     than alone), and the step's batched products at their time alone, as a share of (1);
   4. the same batched product over a working set that grows (pairs of operands taken in turn).
 
 Usage (about a minute):
@@ -99,6 +100,10 @@ def main() -> None:
     print("2. kernels alone, CPU us per call")
     print(f"   bmm [8, 64, 64] x [8, 64, 64]: {bmm_us:.1f} "
           f"({2 * 8 * 64 * 64 * 64 / bmm_us / 1e3:.0f} GFLOP/s)")
+    big_a, big_b = torch.randn(512, 512), torch.randn(512, 512)
+    peak_us = per_call_us(lambda: big_a @ big_b, 200)
+    print(f"   one matmul 512 x 512 by 512 x 512 (this CPU's single-thread peak): "
+          f"{2 * 512 ** 3 / peak_us / 1e3:.0f} GFLOP/s")
     print(f"   relu [8, 64, 64]: {per_call_us(lambda: torch.relu(a)):.1f}")
     print(f"   log_softmax [8, 64, 10], last axis: "
           f"{per_call_us(lambda: logits.log_softmax(-1)):.1f}; strided class axis "
@@ -112,6 +117,12 @@ def main() -> None:
     for event in rows[:8]:
         print(f"   {event.key:<28} {event.self_cpu_time_total / event.count:8.1f} us "
               f"x {event.count // 200} a step")
+
+    products = sum(event.count for event in rows if event.key in ("aten::bmm", "aten::baddbmm"))
+    floor_ms = products / 200 * bmm_us / 1e3
+    print(f"   (the profiler's own cost lands on each op: the step's plain time is (1)); the "
+          f"step's {products // 200} batched products at their time alone: {floor_ms:.2f} ms, "
+          f"{floor_ms / lo[8]:.0%} of the K = 8 step")
 
     print("4. bmm [8, 64, 64] x [8, 64, 64] over a growing working set, CPU us per call")
     for pairs in (1, 4, 16, 64):
