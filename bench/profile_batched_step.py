@@ -74,6 +74,8 @@ def per_call_us(fn: Callable[[], object], calls: int = 2000) -> float:
 
 
 def main() -> None:
+    """Long: the profile as one script read top to bottom, its five sections in the order the
+    module docstring lists them."""
     torch.set_num_threads(1)
     steps = {k: batched_step(k) for k in KS}
     for fn in steps.values():
