@@ -248,6 +248,18 @@ def _verdict(result: Mapping[str, Any]) -> str:
     return f"<p id=\"headline\" class=\"headline sev-{worst}\">{_e(text)}</p>"
 
 
+def _cohort_note(result: Mapping[str, Any]) -> str:
+    """How a sweep point trained, when it trained with others (``result.cohort``)."""
+    cohort = result.get("cohort")
+    if not isinstance(cohort, Mapping) or not isinstance(cohort.get("size"), int):
+        return ""
+    others = cohort["size"] - 1
+    how = ("as one batched model" if cohort.get("batched")
+           else f"one after another ({cohort.get('fallback')})")
+    return (f", trained with {others} other point{'s' if others != 1 else ''} of its sweep "
+            f"{_e(how)}")
+
+
 def experiment_report(
     job: JobRecord, remedies: RemediesPublic | None = None, *, base: str = ""
 ) -> str:
@@ -270,6 +282,7 @@ def experiment_report(
         f"created {_e(job.created_at.isoformat(timespec='seconds'))}"
         + (f", sweep <a href=\"{_e(base)}/v1/sweeps/{_e(job.sweep_id)}/report\"><code>"
            f"{_e(job.sweep_id)}</code></a>" if job.sweep_id else "")
+        + _cohort_note(result)
         + f" — <a href=\"{_e(base)}/ui\">all runs</a></p>",
         _verdict(result),
     ]

@@ -82,6 +82,15 @@ def test_the_experiment_page_escapes_and_embeds(result, job):
     assert "<?xml" not in page and "Not shown" not in page
 
 
+def test_the_page_of_a_point_trained_in_a_cohort_says_so(result, job):
+    point = {**result, "cohort": {"size": 4, "index": 1, "batched": True, "fallback": None,
+                                  "job_ids": ["a", "b", "c", "d"]}}
+    ExperimentResult.model_validate(point)
+    assert "trained with 3 other points of its sweep as one batched model" in experiment_report(
+        job(point))
+    assert "trained with" not in experiment_report(job(result))
+
+
 def test_a_queued_experiment_page_has_no_plots_but_no_error(job):
     page = experiment_report(job(None, status="queued"))
     assert "<svg" not in page and "Not shown" in page and ">queued<" in page
