@@ -12,6 +12,8 @@
 #      transformer (bench_transformer_overhead.py), 5 shuffled repeats each;
 #    - K = 8 and 64 seeds batched vs sequential, MLP / CNN / LSTM, and K = 8 of a small
 #      transformer (bench_batched_seeds.py);
+#    - a sweep cohort of 8 MLP points (lr) vs the points one after another
+#      (bench_sweep_cohort.py);
 #    - jobs per minute with one worker per GPU (bench_jobs_per_minute.py; needs redis-server,
 #      installed with apt-get when missing and this runs as root);
 # 3. prints them as one table (bench/gpu_summary.py); every raw number is in OUT_DIR/*.json,
@@ -65,12 +67,14 @@ if [ "$SMOKE" = 1 ]; then
     TRANSFORMER="--steps 20 --repeats 2"
     SEEDS="--k 2,4 --steps 10 --repeats 1"
     SEEDS_TRANSFORMER="--k 2 --steps 10 --repeats 1"
+    COHORT="--k 2 --steps 10 --repeats 1"
     JOBS="--jobs 2 --steps 20"
 else
     OVERHEAD="--steps 1000 --repeats 5"
     TRANSFORMER="--steps 600 --repeats 5"
     SEEDS="--k 8,64 --steps 200 --repeats 2"
     SEEDS_TRANSFORMER="--k 8 --steps 200 --repeats 2"  # K = 64 one after another: too long
+    COHORT="--k 8 --steps 300 --repeats 3"
     JOBS="--jobs $((16 * GPUS))"
 fi
 
@@ -93,6 +97,8 @@ step batched-seeds $PY bench/bench_batched_seeds.py --device "$DEVICE" $SEEDS --
 step batched-seeds-transformer $PY bench/bench_batched_seeds.py --device "$DEVICE" \
     $SEEDS_TRANSFORMER --presets off --no-plain --families transformer \
     --json "$OUT/batched-seeds-transformer.json"
+step sweep-cohort $PY bench/bench_sweep_cohort.py --device "$DEVICE" $COHORT \
+    --json "$OUT/sweep-cohort.json"
 
 if ! command -v redis-server >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null
 then

@@ -3,9 +3,9 @@
 Usage (gpu.sh runs it at the end):
   .venv/bin/python bench/gpu_summary.py bench/out/gpu-<stamp>
 It reads what is there of overhead.json, transformer-overhead.json, batched-seeds.json,
-batched-seeds-transformer.json and jobs-per-minute.json in that folder; a missing file is a
-line saying so. Wall time throughout
-(on a GPU the process's CPU time is the host's share, not the run's cost).
+batched-seeds-transformer.json, sweep-cohort.json and jobs-per-minute.json in that folder; a
+missing file is a line saying so. Wall time throughout (on a GPU the process's CPU time is the
+host's share, not the run's cost).
 """
 
 from __future__ import annotations
@@ -51,6 +51,15 @@ def batched(report: dict[str, Any]) -> None:
               f"[{s['min']:.2f}-{s['max']:.2f}]  {how}")
 
 
+def cohort(report: dict[str, Any]) -> None:
+    args, wall, sec = report["args"], report["wall"], report["seconds"]
+    seq, coh = (sorted(sec[m])[len(sec[m]) // 2] for m in ("sequential", "cohort"))
+    print(f"sweep cohort ({args['family']}, K = {args['k']} points over {args['axis']}, "
+          f"{args['steps']} steps): one after another {seq:.2f} s, cohort {coh:.2f} s, "
+          f"{wall['median']:.2f}x [{wall['min']:.2f}-{wall['max']:.2f}]; final losses agree "
+          f"to {report['max_rel_diff']:.0e}")
+
+
 def jobs(report: dict[str, Any]) -> None:
     spec = report["spec"]
     print(f"jobs per minute: {report['workers']} worker(s), one per GPU, {report['jobs']} jobs "
@@ -73,6 +82,8 @@ def main() -> int:
     for name in ("batched-seeds.json", "batched-seeds-transformer.json"):
         if (r := load(folder, name)) is not None:
             batched(r)
+    if (r := load(folder, "sweep-cohort.json")) is not None:
+        cohort(r)
     if (r := load(folder, "jobs-per-minute.json")) is not None:
         jobs(r)
     return 0
