@@ -111,3 +111,18 @@ def test_unbatchable_points_train_one_after_another() -> None:
         assert "LSTM" in results[k]["cohort"]["fallback"]
         alone = run_experiment(s)["summary"]
         assert results[k]["summary"]["final_train_loss"] == alone["final_train_loss"]
+
+
+def test_init_seed_agreement_is_judged_per_member() -> None:
+    specs = [ExperimentSpec.model_validate({
+        **point(seed=s, model={"family": "mlp", "depth": 6, "width": 16,
+                               "activation": "sigmoid"}).model_dump(),
+        "diagnostics": {"preset": "basic", "init_seeds": 2}}) for s in (0, 1)]
+    results, _ = cohort_results(specs)
+    for k, s in enumerate(specs):
+        alone = run_experiment(s)
+        got = results[k]
+        assert [f["code"] for f in got["findings"]] == [f["code"] for f in alone["findings"]]
+        agreements = [f.get("seed_agreement") for f in got["findings"]]
+        assert agreements == [f.get("seed_agreement") for f in alone["findings"]]
+        assert any(a is not None for a in agreements)  # the init seeds were probed
