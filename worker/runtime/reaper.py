@@ -98,9 +98,10 @@ def _job_ids(raw: str) -> list[str]:
 def job_ids_waiting(client: redis.Redis, queues: Iterable[str]) -> set[str]:
     """Job ids of the run tasks waiting in ``queues``.
 
-    Reads the raw messages: the job id is the task's only argument and appears in clear in
-    the message headers (``argsrepr``); task and delivery ids are dashed UUIDs, which the
-    pattern does not match.
+    Reads the raw messages: the job id is the task's argument and appears in clear in the
+    message headers (``argsrepr``); a sweep cohort's ids (``kwargsrepr``) count as waiting
+    too, since that task claims whichever of them are still queued; task and delivery ids
+    are dashed UUIDs, which the pattern does not match.
     """
     found: set[str] = set()
     with translate_redis_errors():
