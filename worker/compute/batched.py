@@ -181,8 +181,10 @@ class FlatSGD:
     and state bookkeeping): on the K = 8 MLP that wrapper cost more than the update itself.
 
     Members with their own learning rate or momentum (sweep cohorts) take the same update with
-    per-element factors (``members``: the member of each flat element): the same arithmetic,
-    except that ``w - lr * v`` is rounded twice instead of once (about 1 ulp a step)."""
+    per-element factors (``members``: the member of each flat element), written with the ops
+    whose rounding matches torch's (``addcmul`` where torch adds with ``alpha``): each member's
+    numbers are those of ``sgd`` on its own, bit for bit (tests/worker/compute/test_flat_sgd.py).
+    """
 
     def __init__(self, flat: nn.Parameter, *, momentum: float | Sequence[float], nesterov: bool,
                  weight_decay: float, members: Tensor | None = None) -> None:
@@ -235,7 +237,7 @@ class FlatSGD:
             else:
                 buf.mul_(self.momentum).add_(grad)
             if self.nesterov:
-                grad = grad.add(buf * moms) if moms is not None else grad.add(
+                grad = torch.addcmul(grad, buf, moms) if moms is not None else grad.add(
                     buf, alpha=self.momentum)
             else:
                 grad = buf

@@ -8,8 +8,10 @@ once (``on_result``), so its job ends then, not with the cohort. Its result is a
 plus a ``cohort`` section saying it trained batched with K - 1 other points.
 
 Members with another learning rate or momentum than the first take per-element factors in the
-update (``FlatSGD``): their numbers match their single runs to float rounding (a test), not
-bit for bit as ``training.seeds`` members do.
+update (``FlatSGD``, the same numbers as torch's update, bit for bit). What can differ from a
+single run is the batched matrix product, which may sum in another order than a single one for
+some shapes; training amplifies that last bit, so members match their single runs to float
+rounding (``tests/worker/compute/test_cohort.py``), and where the shapes allow, exactly.
 """
 
 from __future__ import annotations
