@@ -254,6 +254,8 @@ def _cohort_note(result: Mapping[str, Any]) -> str:
     if not isinstance(cohort, Mapping) or not isinstance(cohort.get("size"), int):
         return ""
     others = cohort["size"] - 1
+    if others < 1:
+        return f", trained alone, not with its sweep cohort: {_e(cohort.get('fallback'))}"
     how = ("as one batched model" if cohort.get("batched")
            else f"one after another ({cohort.get('fallback')})")
     return (f", trained with {others} other point{'s' if others != 1 else ''} of its sweep "

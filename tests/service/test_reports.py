@@ -89,6 +89,10 @@ def test_the_page_of_a_point_trained_in_a_cohort_says_so(result, job):
     assert "trained with 3 other points of its sweep as one batched model" in experiment_report(
         job(point))
     assert "trained with" not in experiment_report(job(result))
+    alone = {**result, "cohort": {"size": 1, "index": 0, "batched": False, "job_ids": ["a"],
+                                  "fallback": "layer 0.lstm: LSTM has no batched kernel"}}
+    assert ("trained alone, not with its sweep cohort: layer 0.lstm: LSTM has no batched "
+            "kernel") in experiment_report(job(alone))
 
 
 def test_a_queued_experiment_page_has_no_plots_but_no_error(job):

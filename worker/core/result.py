@@ -230,7 +230,8 @@ class CohortRun(Doc):
     """A sweep point trained together with others of its sweep as one batched model
     (points that differ only in seed, lr, momentum or init gain; worker/core/cohorts.py)."""
 
-    size: int = Field(description="How many points trained together.")
+    size: int = Field(description="How many points trained together (1: this one trained "
+                      "alone, its design has no batched form; see fallback).")
     index: int = Field(description="This point's member of the batched model.")
     batched: bool = Field(description="True: trained as one batched model; false: one after "
                           "another (see fallback).")

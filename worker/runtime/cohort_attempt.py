@@ -8,12 +8,14 @@ ended, or that fails to parse is left to its own task. The siblings' own tasks t
 jobs taken (``busy``, or final) and drop, as any duplicate delivery does.
 
 Nothing is claimed when the design has no batched form (``batch_reason``): the job then runs
-alone and each sibling on its own task, so the cohort loses no parallelism across workers. A
+alone and each sibling on its own task, so the cohort loses no parallelism across workers; its
+``result.cohort`` says why (size 1, the reason). A
 job whose attempt dies mid-cohort is reaped and re-sent alone, like any lost job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -63,7 +65,7 @@ def execute_cohort(store: JobStore, job_id: str, cohort: Sequence[str], how: Att
             key, reason = None, f"its design could not be checked ({exc})"
         if key is None or reason is not None:
             log.info("job %s trains alone: %s", job_id, reason or "not of a cohort")
-            return [execute_with(store, job_id, how)]
+            return [execute_with(store, job_id, _alone(how, cohort, reason))]
         holder = f"{how.worker}|{os.getpid()}"
         jobs: list[tuple[JobAttempt, ExperimentSpec]] = []
         statuses: list[JobStatus | None] = []
@@ -84,6 +86,21 @@ def execute_cohort(store: JobStore, job_id: str, cohort: Sequence[str], how: Att
         log.info("cohort of %d jobs (%s) on %s", len(jobs), ", ".join(
             j.job_id for j, _ in jobs), how.worker)
         return statuses + _train(jobs, run_cohort)
+
+
+def _alone(how: AttemptKnobs, cohort: Sequence[str], reason: str | None) -> AttemptKnobs:
+    """``how``, its result saying why the job trained alone (``result.cohort``)."""
+    why = (f"{reason}: each point of the cohort trains as its own job" if reason
+           else "its spec is not of a cohort: it trains as its own job")
+    run = how.run
+
+    def alone(spec: ExperimentSpec, progress: ProgressFn, stop: StopFn) -> dict[str, Any]:
+        result = run(spec, progress, stop)
+        result["cohort"] = {"size": 1, "index": 0, "batched": False, "fallback": why,
+                            "job_ids": list(cohort)}
+        return result
+
+    return dataclasses.replace(how, run=alone)
 
 
 def _queued(store: JobStore, job_id: str) -> JobRecord | None:

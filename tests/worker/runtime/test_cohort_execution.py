@@ -126,7 +126,12 @@ def test_a_design_without_a_batched_form_trains_alone(store):
     statuses = execute_cohort(store, jobs[0], jobs, knobs(), run_cohort=run,
                               batch_reason=lambda _s: "layer 0: LSTM has no batched kernel")
     assert statuses == ["succeeded"] and run.trained == []
-    assert store.get(jobs[0]).result["alone"] == 0.1
+    result = store.get(jobs[0]).result
+    assert result["alone"] == 0.1
+    assert result["cohort"] == {
+        "size": 1, "index": 0, "batched": False, "job_ids": jobs,
+        "fallback": "layer 0: LSTM has no batched kernel: each point of the cohort trains as "
+                    "its own job"}
     assert store.get(jobs[1]).status == "queued"
 
 
