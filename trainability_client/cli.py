@@ -190,7 +190,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         accepted = client.create_sweep(args.base, axes, variants=variants, mode=args.mode,
                                        name=args.name)
         if not args.json:
-            err(f"sweep {accepted.id}: {accepted.points} experiments queued")
+            together = sum(len(c) for c in accepted.cohorts)
+            err(f"sweep {accepted.id}: {accepted.points} experiments queued"
+                + (f" ({together} of them in {len(accepted.cohorts)} cohort"
+                   f"{'s' if len(accepted.cohorts) != 1 else ''}, each trained as one batched "
+                   "model)" if accepted.cohorts else ""))
         if args.wait:
             bar = None if args.json else ProgressLine()
             sweep = client.wait_sweep(accepted.id, timeout=args.timeout,

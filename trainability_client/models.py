@@ -51,10 +51,12 @@ class SweepAccepted:
     points: int
     job_ids: list[str]
     raw: dict[str, Any] = field(repr=False)
+    cohorts: list[list[str]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> SweepAccepted:
-        return cls(id=doc["id"], points=doc["points"], job_ids=list(doc["job_ids"]), raw=doc)
+        return cls(id=doc["id"], points=doc["points"], job_ids=list(doc["job_ids"]), raw=doc,
+                   cohorts=[list(c) for c in doc.get("cohorts") or []])
 
 
 def _header(header: str) -> dict[str, str]:

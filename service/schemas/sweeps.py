@@ -69,6 +69,10 @@ class SweepAccepted(BaseModel):
     id: str = Field(description="The sweep id.")
     points: int = Field(description="How many points (jobs) the sweep has.")
     job_ids: list[str] = Field(description="The job of each point, in point order.")
+    cohorts: list[list[str]] = Field(
+        default_factory=list, description="The points sent to be trained together, each as "
+        "one batched model by one worker (their job ids; points that differ only in seed, lr, "
+        "momentum or init gain); a point in none trains alone.")
     links: SweepLinks = Field(description="Where to poll and where the report is.")
 
 

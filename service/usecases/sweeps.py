@@ -118,9 +118,11 @@ def create_sweep(
                 for vp, (job_id, _) in zip(points, jobs, strict=True)],
         created_at=now, updated_at=now, owner=caller.name, tags=tuple(body.tags),
     ))
-    _enqueue_all(store, dispatcher, jobs, _cohorts(points, jobs, settings))
+    cohorts_of = _cohorts(points, jobs, settings)
+    _enqueue_all(store, dispatcher, jobs, cohorts_of)
+    groups = list({c[0]: c for c in cohorts_of if c}.values())
     return SweepAccepted(id=sweep_id, points=len(jobs), job_ids=[j for j, _ in jobs],
-                         links=sweep_links(sweep_id))
+                         cohorts=groups, links=sweep_links(sweep_id))
 
 
 def _record_jobs(

@@ -131,12 +131,22 @@ def test_cli_sweep_prints_the_table_and_report_writes_html(e2e_server, spec_file
     assert lines[1].split()[:5] == ["variant", "model.depth", "status", "outcome", "train_loss"]
     assert len(lines) == 3 + 4 and all("succeeded" in line for line in lines[3:])
     assert "4/4" in done.stderr
+    assert "4 experiments queued\n" in done.stderr  # the variants differ: no cohort
     sweep_id = lines[0].split()[1]
 
     out = tmp_path / "report.html"
     report = cli("report", sweep_id, "--out", str(out), url=e2e_server.url)
     assert report.returncode == 0, report.stderr
     assert out.read_text().count("<svg") >= 2
+
+
+def test_cli_sweep_says_which_points_train_together(e2e_server, spec_file):
+    done = cli("sweep", str(spec_file), "--axis", "optimizer.lr=0.01,0.02,0.05",
+               "--axis", "model.depth=2,3", "--wait", url=e2e_server.url)
+    assert done.returncode == 0, done.stderr
+    assert ("6 experiments queued (6 of them in 2 cohorts, each trained as one batched model)"
+            in done.stderr)
+    assert "6/6" in done.stderr
 
 
 @pytest.mark.parametrize("args, code, message", [

@@ -53,10 +53,12 @@ def test_points_that_differ_in_seed_lr_momentum_or_gain_are_sent_as_cohorts(api,
     jobs = response.json()["job_ids"]  # depth varies slowest: points 0-3 depth 2, 4-7 depth 3
     sent = {m["args"][0]: m["kwargs"].get("cohort") for m in broker.messages("cpu")}
     assert sent == {**dict.fromkeys(jobs[:4], jobs[:4]), **dict.fromkeys(jobs[4:], jobs[4:])}
+    assert response.json()["cohorts"] == [jobs[:4], jobs[4:]]
     # a point of a design of its own goes alone (no cohort in its message)
     response = api.post("/v1/sweeps", json={"base": base, "axes": {"model.depth": [2, 3]}})
     assert response.status_code == 202
     alone = response.json()["job_ids"]
+    assert response.json()["cohorts"] == []
     sent = {m["args"][0]: m["kwargs"] for m in broker.messages("cpu")}
     assert [sent[j] for j in alone] == [{}, {}]
 
