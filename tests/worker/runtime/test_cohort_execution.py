@@ -30,10 +30,8 @@ def spec(lr: float, width: int = 4) -> str:
 
 
 @pytest.fixture
-def store(redis_server) -> RedisJobStore:
-    client = redis_server.client(DB)
-    client.flushdb()
-    return RedisJobStore(client, prefix="x", retention_seconds=600)
+def store(fresh_store) -> RedisJobStore:
+    return fresh_store(DB)
 
 
 def knobs(**kw: Any) -> AttemptKnobs:

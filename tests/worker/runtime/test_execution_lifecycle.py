@@ -24,10 +24,8 @@ SPEC = json.dumps({
 
 
 @pytest.fixture
-def store(redis_server) -> RedisJobStore:
-    client = redis_server.client(DB)
-    client.flushdb()
-    return RedisJobStore(client, prefix="x", retention_seconds=600)
+def store(fresh_store) -> RedisJobStore:
+    return fresh_store(DB)
 
 
 def looping_run(steps=1000, pause=0.002, started=None):
