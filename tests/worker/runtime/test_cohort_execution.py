@@ -8,6 +8,7 @@ alone; a design without a batched form trains alone; a failing run fails every j
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ def spec(lr: float, width: int = 4) -> str:
 
 
 @pytest.fixture
-def store(fresh_store) -> RedisJobStore:
+def store(fresh_store: Callable[[int], RedisJobStore]) -> RedisJobStore:
     return fresh_store(DB)
 
 

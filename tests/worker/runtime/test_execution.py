@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -20,7 +21,7 @@ SPEC = json.dumps({
 
 
 @pytest.fixture
-def store(fresh_store) -> RedisJobStore:
+def store(fresh_store: Callable[[int], RedisJobStore]) -> RedisJobStore:
     return fresh_store(DB)
 
 

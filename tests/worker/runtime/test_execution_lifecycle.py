@@ -8,6 +8,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -24,7 +25,7 @@ SPEC = json.dumps({
 
 
 @pytest.fixture
-def store(fresh_store) -> RedisJobStore:
+def store(fresh_store: Callable[[int], RedisJobStore]) -> RedisJobStore:
     return fresh_store(DB)
 
 
