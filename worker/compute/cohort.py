@@ -25,12 +25,11 @@ import torch
 from worker.compute.batched import BatchedNet, batch_reason
 from worker.compute.batched_loop import train_batched
 from worker.compute.data import Dataset, make_dataset
-from worker.compute.evaluation import loss_function
 from worker.compute.init_seeds import with_init_seed_agreement
 from worker.compute.model import build_model
 from worker.compute.pipeline import RunHooks, job_deadline, resolve_device
-from worker.compute.results import build_probes, json_safe, member_result
-from worker.compute.seed_members import SeedMember
+from worker.compute.results import json_safe, member_result
+from worker.compute.seed_members import SeedMember, build_member
 from worker.compute.stacked_layers import Unbatchable
 from worker.compute.training import TrainHooks, TrainOutcome, train
 from worker.core.spec import ExperimentSpec, analyze
@@ -56,10 +55,7 @@ def build_cohort(specs: Sequence[ExperimentSpec], device: torch.device) -> list[
         seed = spec.training.seed
         data = datasets.get(seed) or datasets.setdefault(
             seed, make_dataset(spec.data, seed, device))
-        torch.manual_seed(seed)
-        model = build_model(spec).to(device)
-        probes = build_probes(spec, model, data, loss_function(data.shape, spec.training.loss))
-        members.append(SeedMember(seed, spec, model, probes, data))
+        members.append(build_member(spec, data))
     return members
 
 

@@ -1,4 +1,4 @@
-"""The pieces of a multi-seed run that are not the loop: a member, and the per-member loss."""
+"""The pieces of a batched run that are not the loop: a member, and the per-member loss."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from torch import Tensor
 
 from worker.compute.data import Dataset
 from worker.compute.diagnostics.probes import ProbeSet
-from worker.compute.evaluation import uses_cross_entropy
-from worker.compute.model import Net
+from worker.compute.evaluation import loss_function, uses_cross_entropy
+from worker.compute.model import Net, build_model
+from worker.compute.results import build_probes
 from worker.core.spec import DataShape, ExperimentSpec
 
 
@@ -47,6 +48,16 @@ class SeedMember:
     probes: ProbeSet | None
     data: Dataset
     rng: RandomState = field(default_factory=RandomState.now)
+
+
+def build_member(spec: ExperimentSpec, data: Dataset) -> SeedMember:
+    """The model of ``spec`` (its ``training.seed``), initialized, with its probes, exactly as
+    a single run with that spec makes them."""
+    torch.manual_seed(spec.training.seed)
+    model = build_model(spec).to(data.x_train.device)
+    probes = build_probes(spec, model, data, loss_function(data.shape, spec.training.loss))
+    # the random state is captured now, right after the draw (probes use their own streams)
+    return SeedMember(spec.training.seed, spec, model, probes, data)
 
 
 MemberLoss = Callable[[Tensor, Tensor], Tensor]

@@ -20,15 +20,11 @@ import statistics
 import time
 from typing import Any
 
-import torch
-
 from worker.compute.batched import BatchedNet
 from worker.compute.batched_loop import train_batched
 from worker.compute.data import Dataset
-from worker.compute.evaluation import loss_function
-from worker.compute.model import build_model
-from worker.compute.results import build_probes, member_result
-from worker.compute.seed_members import SeedMember
+from worker.compute.results import member_result
+from worker.compute.seed_members import SeedMember, build_member
 from worker.compute.stacked_layers import Unbatchable
 from worker.compute.training import Outcome, TrainHooks, TrainOutcome, train
 from worker.core.findings import headline
@@ -40,18 +36,8 @@ SPREAD_KEYS = ("final_train_loss", "final_val_loss", "final_val_accuracy")
 
 def build_members(spec: ExperimentSpec, data: Dataset) -> list[SeedMember]:
     """One model per seed, initialized exactly as a single run with that seed would be."""
-    members = []
-    loss_fn = loss_function(data.shape, spec.training.loss)
-    for seed in spec.training.member_seeds():
-        member_spec = spec.model_copy(
-            update={"training": spec.training.model_copy(update={"seed": seed, "seeds": None})}
-        )
-        torch.manual_seed(seed)
-        model = build_model(member_spec).to(data.x_train.device)
-        # the random state is captured now, right after the draw (probes use their own streams)
-        members.append(SeedMember(seed, member_spec, model,
-                                  build_probes(member_spec, model, data, loss_fn), data))
-    return members
+    return [build_member(spec.model_copy(update={"training": spec.training.model_copy(
+        update={"seed": seed, "seeds": None})}), data) for seed in spec.training.member_seeds()]
 
 
 def run_seeds(
