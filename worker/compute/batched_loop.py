@@ -39,7 +39,7 @@ from worker.compute.training import (
 )
 from worker.core.spec import ExperimentSpec
 
-#: Called with a member's index and its outcome when it ends before the others.
+#: Called with a member's index and its outcome as soon as it ends (early, or with the rest).
 EndFn = Callable[[int, TrainOutcome], None]
 
 
@@ -80,7 +80,6 @@ class BatchedRun:
         self.ones = torch.ones(len(members), device=data.x_train.device)  # d(sum)/d(loss_k)
         self.member_loss = batched_losses(data.shape, spec.training.loss)
         self.active = [True] * len(members)
-        self.ends: list[tuple[Outcome, int, int | None] | None] = [None] * len(members)
         self.outs: list[TrainOutcome | None] = [None] * len(members)
         self._next_poll = time.monotonic() + STOP_POLL_S
 
@@ -176,7 +175,6 @@ class BatchedRun:
     def end(self, k: int, end: tuple[Outcome, int, int | None]) -> None:
         """Member k stops here: it is finished now, and the caller hears it (``on_end``)."""
         self.active[k] = False
-        self.ends[k] = end
         out = self.outs[k] = self.members[k].finish(*end)
         if self.on_end is not None:
             self.on_end(k, out)
@@ -223,8 +221,7 @@ def train_batched(spec: ExperimentSpec, members: list[SeedMember], net: BatchedN
                 or leaving):
             run.log(done, window.read())  # the loop's only host-device sync
             stop = clock.poll(force=True)
-            run.stop(sorted(k for k in {*leaving, *run.leaving(force=True)}
-                            if run.active[k]), done)
+            run.stop(run.leaving(force=True), done)  # a stop asked stays asked
         if probe_due and stop is None:
             run.probe(done)
         if done % plan.eval_every == 0 and done < plan.steps and stop is None and run.live():
