@@ -5,7 +5,10 @@ claims its own job and then each sibling that is still queued and still of the s
 (``cohort_key`` of its recorded spec); each claimed job gets its own attempt, lease, progress
 and cancel flag (``JobAttempt``), as if it ran alone. A sibling another attempt holds, that
 ended, or that fails to parse is left to its own task. The siblings' own tasks then find their
-jobs taken (``busy``, or final) and drop, as any duplicate delivery does.
+jobs taken (``busy``, or final) and drop, as any duplicate delivery does. A task whose own job
+has ended still claims what of its cohort is left: after a Redis failure while recording,
+Celery retries the task (no job is marked failed for it); a retry in the same process takes
+over the jobs it held, elsewhere their leases lapse and the reaper re-queues them.
 
 Nothing is claimed when the design has no batched form (``batch_reason``): the job then runs
 alone and each sibling on its own task, so the cohort loses no parallelism across workers; its
@@ -24,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.core.cohorts import cohort_key
-from worker.core.errors import JobNotFound
+from worker.core.errors import JobNotFound, StoreUnavailable
 from worker.core.logs import job_context
 from worker.core.spec import ExperimentSpec
 from worker.jobs.records import JobRecord, JobStatus
@@ -55,8 +58,9 @@ def execute_cohort(store: JobStore, job_id: str, cohort: Sequence[str], how: Att
     """Run ``job_id`` with the siblings of ``cohort`` it can claim; the statuses written
     (this job's first)."""
     with job_context(job_id):
-        record = _queued(store, job_id)
-        if record is None:
+        try:
+            record = store.get(job_id)
+        except JobNotFound:
             return []
         try:
             spec = ExperimentSpec.model_validate_json(record.spec)
@@ -64,6 +68,8 @@ def execute_cohort(store: JobStore, job_id: str, cohort: Sequence[str], how: Att
         except Exception as exc:  # the job alone records what is wrong with it
             key, reason = None, f"its design could not be checked ({exc})"
         if key is None or reason is not None:
+            if record.is_final:
+                return []
             log.info("job %s trains alone: %s", job_id, reason or "not of a cohort")
             return [execute_with(store, job_id, _alone(how, cohort, reason))]
         holder = f"{how.worker}|{os.getpid()}"
@@ -72,8 +78,8 @@ def execute_cohort(store: JobStore, job_id: str, cohort: Sequence[str], how: Att
         for jid in [job_id, *(j for j in cohort if j != job_id)]:
             sibling = record if jid == job_id else _queued(store, jid)
             member = None if sibling is None else _member_spec(sibling, key)
-            if sibling is None or member is None:
-                continue
+            if sibling is None or member is None or sibling.is_final:
+                continue  # a job that ended: its siblings may still be left (a retry)
             attempt, status = _claim(store, jid, holder, how)
             if jid == job_id and attempt is None and status is None:
                 return []  # a duplicate delivery: the job (and its cohort) runs elsewhere
@@ -153,6 +159,10 @@ def _train(jobs: list[tuple[JobAttempt, ExperimentSpec]], run_cohort: CohortRunF
     try:
         run_cohort([spec for _, spec in jobs], [job.reporter for job, _ in jobs],
                    [job.reporter.should_stop for job, _ in jobs], on_result)
+    except StoreUnavailable:
+        # Redis, not the run: the task is retried (autoretry); the jobs recorded so far stay
+        # final and the rest are taken over by the retry (same process), none marked failed
+        raise
     except Exception as exc:  # the run's failure is the outcome of every job not yet recorded
         for k, (job, _) in enumerate(jobs):
             if k not in recorded:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from worker.core.errors import StoreUnavailable
 from worker.jobs.redis_store import RedisJobStore
 from worker.runtime.attempt import AttemptKnobs
 from worker.runtime.cohort_attempt import execute_cohort
@@ -154,3 +155,26 @@ def test_a_failing_run_fails_every_job_it_held(store):
     assert store.get(jobs[0]).status == "succeeded"
     failed = store.get(jobs[1])
     assert failed.status == "failed" and failed.error == "RuntimeError: CUDA out of memory"
+
+
+def test_a_redis_failure_while_recording_fails_no_job_and_the_retry_takes_over(store):
+    jobs = create(store, spec(0.1), spec(0.2), spec(0.3))
+    finish = store.finish
+    calls = {"n": 0}
+
+    def flaky(job_id, status, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second job's result: Redis goes away for a moment
+            raise StoreUnavailable("connection reset")
+        return finish(job_id, status, **kw)
+
+    store.finish = flaky  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):  # Celery retries the task
+        execute_cohort(store, jobs[0], jobs, knobs(), run_cohort=Cohort(),
+                       batch_reason=batched)
+    assert [store.get(j).status for j in jobs] == ["succeeded", "running", "running"]
+    run = Cohort()  # the retry, in the same process: it takes over the two running jobs
+    statuses = execute_cohort(store, jobs[0], jobs, knobs(), run_cohort=run,
+                              batch_reason=batched)
+    assert statuses == ["succeeded", "succeeded"] and run.trained == [[0.2, 0.3]]
+    assert [store.get(j).attempts for j in jobs] == [1, 2, 2]
