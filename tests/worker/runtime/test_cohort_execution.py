@@ -168,7 +168,7 @@ def test_a_redis_failure_while_recording_fails_no_job_and_the_retry_takes_over(s
             raise StoreUnavailable("connection reset")
         return finish(job_id, status, **kw)
 
-    store.finish = flaky  # type: ignore[method-assign]
+    store.finish = flaky
     with pytest.raises(StoreUnavailable):  # Celery retries the task
         execute_cohort(store, jobs[0], jobs, knobs(), run_cohort=Cohort(),
                        batch_reason=batched)
