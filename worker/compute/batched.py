@@ -192,37 +192,40 @@ class FlatSGD:
         moms = [momentum] if isinstance(momentum, float | int) else list(momentum)
         self.momentum, self.nesterov, self.weight_decay = float(moms[0]), nesterov, weight_decay
         self.members = members
-        self.k = int(members.max()) + 1 if members is not None else 1
         self.momenta: Tensor | None = None  # per element, where the members' differ
         if len(set(moms)) > 1:
             assert members is not None, "per-member momentum needs the members of the elements"
             self.momenta = torch.tensor(moms, dtype=flat.dtype, device=flat.device)[members]
         self.buffers: list[Tensor | None] = [None]
-        self._lrs: tuple[tuple[float, ...], Tensor] | None = None
+        self._lrs: tuple[Tensor, Tensor] | None = None
 
     @torch.no_grad()
-    def step(self, lr: float | Sequence[float]) -> None:
-        """One update; ``lr``: one for every member, or each member's."""
+    def step(self, lr: float | Sequence[float] | Tensor) -> None:
+        """One update; ``lr``: one for every member, or each member's (a list, or a ``[K]``
+        tensor on the parameters' device)."""
         assert self.flat.grad is not None
         if isinstance(lr, float | int):
             if self.momenta is None:
                 sgd([self.flat], [self.flat.grad], self.buffers, foreach=False,
                     weight_decay=self.weight_decay, momentum=self.momentum, lr=float(lr),
                     dampening=0.0, nesterov=self.nesterov, maximize=False)
-                return
-            lr = [float(lr)] * self.k
-        self._per_member_step(self._lr_elements(tuple(lr)))
+            else:
+                self._per_member_step(float(lr))
+            return
+        if not isinstance(lr, Tensor):
+            lr = torch.tensor(lr, dtype=self.flat.dtype, device=self.flat.device)
+        self._per_member_step(self._lr_elements(lr))
 
-    def _lr_elements(self, lrs: tuple[float, ...]) -> Tensor:
-        """Each element's learning rate (kept while the members' rates repeat)."""
-        if self._lrs is None or self._lrs[0] != lrs:
+    def _lr_elements(self, lrs: Tensor) -> Tensor:
+        """Each element's learning rate (kept while the members' rates are the same tensor)."""
+        if self._lrs is None or self._lrs[0] is not lrs:
             assert self.members is not None, "per-member rates need the members of the elements"
-            self._lrs = (lrs, torch.tensor(lrs, dtype=self.flat.dtype,
-                                           device=self.flat.device)[self.members])
+            self._lrs = (lrs, lrs[self.members])
         return self._lrs[1]
 
-    def _per_member_step(self, lrs: Tensor) -> None:
-        """``torch.optim.sgd``'s single-tensor update with per-element lr and momentum."""
+    def _per_member_step(self, lrs: Tensor | float) -> None:
+        """``torch.optim.sgd``'s single-tensor update with per-element momentum and lr (one
+        for all: a float)."""
         grad = self.flat.grad
         assert grad is not None
         if self.weight_decay:
@@ -241,7 +244,10 @@ class FlatSGD:
                     buf, alpha=self.momentum)
             else:
                 grad = buf
-        self.flat.addcmul_(grad, lrs, value=-1)
+        if isinstance(lrs, float):
+            self.flat.add_(grad, alpha=-lrs)
+        else:
+            self.flat.addcmul_(grad, lrs, value=-1)
 
 
 def batch_reason(nets: list[Net], input_shape: tuple[int, ...]) -> str | None:

@@ -39,6 +39,8 @@ from worker.compute.training import (
 )
 from worker.core.spec import ExperimentSpec
 
+#: Steps of per-member learning rates sent to the device at once (cohorts with their own lrs).
+LR_ROWS = 1024
 #: Called with a member's index and its outcome as soon as it ends (early, or with the rest).
 EndFn = Callable[[int, TrainOutcome], None]
 
@@ -62,8 +64,11 @@ class BatchedRun:
                            nesterov=o.nesterov, weight_decay=o.weight_decay,
                            members=net.member_of_flat())
         self.plan = Plan.of(spec, data)
-        self.lr_ats = [lr_schedule(m.spec)[0] for m in members]
+        schedules = [lr_schedule(m.spec) for m in members]
+        self.lr_ats = [lr_at for lr_at, _ in schedules]
         self.same_lr = len({m.spec.optimizer.lr for m in members}) == 1
+        self._lr_rows: tuple[int, Tensor] | None = None  # (first step, its [LR_ROWS, K] rates)
+        self._lr_constant = all(constant for _, constant in schedules)
         loss_fn = loss_function(data.shape, spec.training.loss)
         self.members = [Member(m.model, m.probes, m.data, loss_fn, member_hooks[k]
                                if member_hooks else hooks, self.plan, self.lr_ats[k])
@@ -86,11 +91,24 @@ class BatchedRun:
     def live(self) -> list[int]:
         return [k for k, on in enumerate(self.active) if on]
 
-    def lr(self, step: int) -> float | list[float]:
-        """This step's learning rate: one for all members, or each member's."""
+    def lr(self, step: int) -> float | Tensor:
+        """This step's learning rate: one for all members, or each member's (a ``[K]`` row on
+        the device, from a table made every ``LR_ROWS`` steps: never a host-to-device copy a
+        step; the same float32 values as each member's own rate)."""
         if self.same_lr:
             return self.lr_ats[0](step)
-        return [lr_at(step) for lr_at in self.lr_ats]
+        if self._lr_constant:  # one row for the whole run (the same tensor: FlatSGD keeps it)
+            if self._lr_rows is None:
+                self._lr_rows = (0, torch.tensor([lr_at(0) for lr_at in self.lr_ats],
+                                                 dtype=self.flat.dtype, device=self.flat.device))
+            return self._lr_rows[1]
+        first = step - step % LR_ROWS
+        if self._lr_rows is None or self._lr_rows[0] != first:
+            rows = [[lr_at(s) for lr_at in self.lr_ats]
+                    for s in range(first, min(first + LR_ROWS, max(self.plan.steps, 1)))]
+            self._lr_rows = (first, torch.tensor(rows, dtype=self.flat.dtype,
+                                                 device=self.flat.device))
+        return self._lr_rows[1][step - first]
 
     def probe(self, step: int) -> None:
         for k in self.live():

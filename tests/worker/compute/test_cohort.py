@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pytest
+
+from worker.compute import batched_loop
 from worker.compute.cohort import cohort_batch_reason, run_cohort
 from worker.compute.pipeline import RunHooks, run_experiment
 from worker.core.cohorts import cohort_key
@@ -126,3 +129,18 @@ def test_init_seed_agreement_is_judged_per_member() -> None:
         agreements = [f.get("seed_agreement") for f in got["findings"]]
         assert agreements == [f.get("seed_agreement") for f in alone["findings"]]
         assert any(a is not None for a in agreements)  # the init seeds were probed
+
+
+def test_own_learning_rates_follow_their_schedules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-member rates come from a table sent to the device every LR_ROWS steps: across its
+    refills (16 steps here), each member takes its own scheduled rate at every step."""
+    monkeypatch.setattr(batched_loop, "LR_ROWS", 16)
+    schedule = {"kind": "cosine", "warmup_steps": 5, "min_factor": 0.1}
+    specs = [ExperimentSpec.model_validate({
+        **point(lr=lr).model_dump(),
+        "optimizer": {"lr": lr, "momentum": 0.9, "schedule": schedule}}) for lr in (0.02, 0.08)]
+    results, _ = cohort_results(specs)
+    for k, s in enumerate(specs):
+        alone = run_experiment(s)["summary"]
+        for key in ("final_train_loss", "final_val_loss"):
+            assert close(results[k]["summary"][key], alone[key], 1e-5), (k, key)
