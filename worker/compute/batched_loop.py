@@ -68,6 +68,7 @@ class BatchedRun:
         self.lr_ats = [lr_at for lr_at, _ in schedules]
         self.same_lr = len({m.spec.optimizer.lr for m in members}) == 1
         self._lr_rows: tuple[int, Tensor] | None = None  # (first step, its [LR_ROWS, K] rates)
+        self._lr_fixed: Tensor | None = None  # [K]: constant schedules
         self._lr_constant = all(constant for _, constant in schedules)
         loss_fn = loss_function(data.shape, spec.training.loss)
         self.members = [Member(m.model, m.probes, m.data, loss_fn, member_hooks[k]
@@ -98,10 +99,10 @@ class BatchedRun:
         if self.same_lr:
             return self.lr_ats[0](step)
         if self._lr_constant:  # one row for the whole run (the same tensor: FlatSGD keeps it)
-            if self._lr_rows is None:
-                self._lr_rows = (0, torch.tensor([lr_at(0) for lr_at in self.lr_ats],
-                                                 dtype=self.flat.dtype, device=self.flat.device))
-            return self._lr_rows[1]
+            if self._lr_fixed is None:
+                self._lr_fixed = torch.tensor([lr_at(0) for lr_at in self.lr_ats],
+                                              dtype=self.flat.dtype, device=self.flat.device)
+            return self._lr_fixed
         first = step - step % LR_ROWS
         if self._lr_rows is None or self._lr_rows[0] != first:
             rows = [[lr_at(s) for lr_at in self.lr_ats]

@@ -76,10 +76,12 @@ def execute_cohort(store: JobStore, job_id: str, cohort: Sequence[str], how: Att
         jobs: list[tuple[JobAttempt, ExperimentSpec]] = []
         statuses: list[JobStatus | None] = []
         for jid in [job_id, *(j for j in cohort if j != job_id)]:
-            sibling = record if jid == job_id else _queued(store, jid)
+            # a job that ended is skipped: its siblings may still be left (a retry)
+            sibling = (None if record.is_final else record) if jid == job_id else _queued(
+                store, jid)
             member = None if sibling is None else _member_spec(sibling, key)
-            if sibling is None or member is None or sibling.is_final:
-                continue  # a job that ended: its siblings may still be left (a retry)
+            if sibling is None or member is None:
+                continue
             attempt, status = _claim(store, jid, holder, how)
             if jid == job_id and attempt is None and status is None:
                 return []  # a duplicate delivery: the job (and its cohort) runs elsewhere
