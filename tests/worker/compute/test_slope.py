@@ -119,3 +119,46 @@ def test_leaky_relu_negative_side_counts_as_low_slope(spec_factory):
     # slope 0.01 < tau * 1 on the negative side
     assert stats["slope_coverage"] == pytest.approx(0.5, abs=0.01)
     assert stats["mean_sq_derivative"] == pytest.approx(0.5 * (1 + 0.01**2), abs=0.01)
+
+
+def _reference_stats(act, z, tau):
+    """The definitions written out entry by entry, in float64, with the units axis moved last."""
+    zd = z.double()
+    d = act.derivative(zd).abs()
+    units = zd.movedim(1, -1).reshape(-1, zd.shape[1]) if z.dim() == 4 else zd.reshape(
+        -1, zd.shape[-1])
+    return {
+        "slope_coverage": float((d >= tau * act.max_abs_derivative).double().mean()),
+        "dead_unit_share": float((units <= 0).all(dim=0).double().mean()),
+        "mean_sq_derivative": float(d.pow(2).mean()),
+    }
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "gelu", "leaky_relu", "sin"])
+@pytest.mark.parametrize("shape", [(64, 16), (8, 5, 12), (6, 4, 3, 3)])
+def test_slope_stats_match_the_definitions_in_float64(name, shape):
+    """Every layout (features, sequences, image channels), dead units included: the float32
+    statistics equal the float64 definitions (counts exactly)."""
+    from worker.compute.diagnostics.slope import slope_stats
+
+    act = get_activation(ActivationLayer(name=name, negative_slope=0.05, frequency=2.5))
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(shape, generator=g)
+    z[..., 0] = -z[..., 0].abs() - 0.1  # a dead feature (every layout's last axis)
+    if len(shape) == 4:
+        z[:, 1] = -z[:, 1].abs()  # a dead channel
+    got, want = slope_stats("l", act, z, 0.1), _reference_stats(act, z, 0.1)
+    assert got["slope_coverage"] == want["slope_coverage"]
+    assert got["mean_sq_derivative"] == pytest.approx(want["mean_sq_derivative"], rel=1e-6)
+    if act.kind == "relu_like":
+        assert got["dead_unit_share"] == want["dead_unit_share"]
+        assert got["dead_unit_share"] > 0
+    else:
+        assert got["dead_unit_share"] is None
+
+
+def test_relu_derivative_is_the_step_of_z_above_zero():
+    """The same values as ``(z > 0)``, at the edges too (signed zero, tiny z, NaN)."""
+    act = get_activation(ActivationLayer(name="relu"))
+    z = torch.tensor([-2.0, -0.0, 0.0, 1e-30, 1e-45, 3.0, math.inf, -math.inf, math.nan])
+    assert act.derivative(z).tolist() == (z > 0).float().tolist()

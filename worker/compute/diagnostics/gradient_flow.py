@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import torch
 from torch import Tensor
 
 from worker.compute.diagnostics.base import BuildContext, CaptureDiagnostic, ReportContext
@@ -20,8 +21,11 @@ Verdict = Literal["vanishing", "exploding", "healthy"]
 
 
 def rms(t: Tensor) -> float:
-    """Root mean square over every entry."""
-    return float(t.double().pow(2).mean().sqrt())
+    """Root mean square over every entry, summed in float64 (no overflow of the squares),
+    without a float64 copy of ``t``."""
+    if t.numel() == 0:
+        return math.nan
+    return float(torch.linalg.vector_norm(t, dtype=torch.float64)) / math.sqrt(t.numel())
 
 
 def verdict(end_to_end_ratio: float, vanishing_below: float, exploding_above: float) -> Verdict:

@@ -21,21 +21,30 @@ from worker.core.spec import ActivationLayer
 
 
 def slope_stats(name: str, act: Activation, z: Tensor, tau: float) -> dict[str, Any]:
-    """The slope statistics of one nonlinearity from its pre-activations (batch first)."""
-    d = act.derivative(z.double()).abs()
-    coverage = float((d >= tau * act.max_abs_derivative).double().mean())
-    units = (
-        z.transpose(0, 1).reshape(z.shape[1], -1) if z.dim() == 4 else z.reshape(-1, z.shape[-1]).T
-    )  # (units, observations): channels for images, features otherwise
+    """The slope statistics of one nonlinearity from its pre-activations (batch first).
+
+    Kept to whole-tensor ops in z's own precision, with one host read: a probe runs this for
+    every nonlinearity, and float64 copies of z, bool-to-float casts and a transposed
+    reduction made it three times as slow on a 256 x 256 ReLU layer.
+    The counts are exact; E[phi'^2] sums in float64.
+    """
+    d = act.derivative(z).abs()
+    n = d.numel()
+    # a unit is channel (images) or feature; it is dead when its largest z is <= 0 (NaN: not)
+    largest = z.amax(dim=(0, 2, 3)) if z.dim() == 4 else z.reshape(-1, z.shape[-1]).amax(dim=0)
+    covered, norm, dead = torch.stack([
+        (d >= tau * act.max_abs_derivative).sum().double(),
+        torch.linalg.vector_norm(d, dtype=torch.float64),
+        (largest <= 0).sum().double(),
+    ]).tolist()
+    coverage = covered / n
     return {
         "layer": name,
         "activation": act.name,
         "slope_coverage": coverage,
         "saturated_share": 1.0 - coverage if act.kind == "saturating" else None,
-        "dead_unit_share": (
-            float((units <= 0).all(dim=1).double().mean()) if act.kind == "relu_like" else None
-        ),
-        "mean_sq_derivative": float(d.pow(2).mean()),
+        "dead_unit_share": dead / largest.numel() if act.kind == "relu_like" else None,
+        "mean_sq_derivative": norm * norm / n,
     }
 
 

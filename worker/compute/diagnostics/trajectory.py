@@ -68,15 +68,18 @@ def alignment(grads: list[Tensor], thetas: list[Tensor], theta_end: Tensor) -> l
     Written as -cos(g_t, theta_T - theta_t), so the gradient is not negated into a copy.
     """
     out: list[float | None] = []
-    for g, th in zip(grads, thetas, strict=True):
-        c = cosine(g, theta_end - th)
+    diff = torch.empty_like(theta_end)  # one scratch vector: a fresh one per snapshot costs
+    for g, th in zip(grads, thetas, strict=True):  # more in page faults than the arithmetic
+        c = cosine(g, torch.sub(theta_end, th, out=diff))
         out.append(None if c is None else -c)
     return out
 
 
 def path_efficiency(thetas: list[Tensor]) -> float | None:
     """||theta_last - theta_first|| / the summed lengths of consecutive snapshot segments."""
-    length = sum(float((b - a).norm()) for a, b in zip(thetas[:-1], thetas[1:], strict=True))
+    diff = torch.empty_like(thetas[0])
+    length = sum(float(torch.sub(b, a, out=diff).norm())
+                 for a, b in zip(thetas[:-1], thetas[1:], strict=True))
     if length == 0.0:
         return None
     return float((thetas[-1] - thetas[0]).norm()) / length
