@@ -196,3 +196,30 @@ def test_headline_reads_as_a_verdict() -> None:
     assert "Try: replace sigmoid with relu" in line
     calm = result_for("vanishing_gradients_at_init", sides("vanishing_gradients_at_init")[1])
     assert headline(findings(spec, calm), calm["summary"]).startswith("No warnings")
+
+
+def _stack(step: int, horizons: list[int | None], kind: str = "lstm", steps: int = 20):
+    return {"step": step, "layers": [
+        {"layer": f"{i}.{kind}", "kind": kind, "steps": steps, "memory_horizon": h,
+         "per_step_gain": 0.9, "forget_gate_mean": 0.7 if kind == "lstm" else None}
+        for i, h in enumerate(horizons)]}
+
+
+def test_a_stacks_memory_is_its_longest_reach_not_its_shortest() -> None:
+    """A 2-layer LSTM whose bottom layer's gradient spans the sequence (None) and whose top
+    layer's own chain reaches 8 of 20 steps has the bottom layer's memory: the bottom layer's
+    dL/dh_t already sums the paths through the top layer. Both layers short: the longer one."""
+    spec = ExperimentSpec.model_validate(SPEC)
+    code, threshold = "short_memory_after_training", CAL["short_memory_after_training"].threshold
+
+    def fired(horizons: list[int | None]) -> list[dict[str, Any]]:
+        flow = {"probes": [], "weight_layers": [],
+                "recurrent": [_stack(0, [None, None]), _stack(100, horizons)]}
+        return [f for f in findings(spec, base_result(gradient_flow=flow)) if f["code"] == code]
+
+    assert fired([None, 8]) == []
+    assert fired([8, None]) == []
+    short = round(threshold * 20) - 2  # both layers below the threshold
+    (finding,) = fired([short - 1, short])
+    assert finding["evidence"]["layer"] == "1.lstm"
+    assert finding["evidence"]["value"] == pytest.approx(short / 20)

@@ -106,7 +106,15 @@ def init_dead_share(result: dict[str, Any], spec: ExperimentSpec) -> Score | Non
 
 
 def _memory(probe: dict[str, Any], kinds: frozenset[str]) -> Score | None:
-    """The worst layer's reach; a horizon of None means the gradient spans the whole sequence."""
+    """How far back the loss reaches: the longest reach among the recurrent layers (a horizon
+    of None means the gradient spans the whole sequence).
+
+    The longest, not the shortest: in a stack, dL/dh_t of the lowest layer already sums every
+    path through the layers above it, so an upper layer whose own chain forgets fast (a 2-layer
+    LSTM's top layer: 8 of 20 steps, over a bottom layer that spans all 20) does not shorten
+    the design's memory; and where an input skips to an upper layer, that layer's reach is a
+    path of its own.
+    """
     layers = [layer for layer in probe.get("layers", [])
               if layer.get("steps") and layer.get("kind") in kinds]
     if not layers:
@@ -116,11 +124,11 @@ def _memory(probe: dict[str, Any], kinds: frozenset[str]) -> Score | None:
         horizon = layer.get("memory_horizon")
         return int(layer["steps"] if horizon is None else horizon)
 
-    worst = min(layers, key=lambda layer: reach(layer) / layer["steps"])
-    return reach(worst) / worst["steps"], {
-        "step": probe["step"], "layer": worst["layer"], "kind": worst["kind"],
-        "memory_horizon": reach(worst), "sequence_length": worst["steps"],
-        "per_step_gain": worst.get("per_step_gain"),
+    best = max(layers, key=lambda layer: reach(layer) / layer["steps"])
+    return reach(best) / best["steps"], {
+        "step": probe["step"], "layer": best["layer"], "kind": best["kind"],
+        "memory_horizon": reach(best), "sequence_length": best["steps"],
+        "per_step_gain": best.get("per_step_gain"),
     }
 
 
@@ -129,7 +137,7 @@ def _recurrent_probes(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def init_memory_reach(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:
-    """Memory horizon / sequence length at step 0 of the worst *vanilla* RNN layer. Gated
+    """Memory horizon / sequence length at step 0 of the vanilla RNN layers (``_memory``). Gated
     layers learn to extend their reach (their init horizon did not separate healthy from
     faulty designs); a vanilla RNN keeps the one it starts with."""
     probes = _recurrent_probes(result)
