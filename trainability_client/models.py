@@ -147,6 +147,7 @@ class RemedyFix:
     status: str
     resolved: dict[str, bool | None]
     resolved_all: bool | None
+    verified: bool | None  # every targeted finding gone and a lower validation loss
     findings_after: list[str] | None
     val_loss_before: float | None
     val_loss_after: float | None
@@ -168,7 +169,8 @@ class RemedyFix:
             rank=int(doc["rank"]), label=doc["label"], edits=list(doc.get("edits") or []),
             targets=list(doc.get("targets") or []), job_id=doc.get("job_id"),
             status=doc["status"], resolved=dict(doc.get("resolved") or {}),
-            resolved_all=doc.get("resolved_all"), findings_after=doc.get("findings_after"),
+            resolved_all=doc.get("resolved_all"), verified=doc.get("verified"),
+            findings_after=doc.get("findings_after"),
             val_loss_before=loss_b, val_loss_after=loss_a, loss_share_before=share_b,
             loss_share_after=share_a, grad_ratio_before=grad_b, grad_ratio_after=grad_a,
             raw=doc,

@@ -17,22 +17,22 @@ from trainability_client.errors import EXIT_FAILED, EXIT_OK
 from trainability_client.formatting import ProgressLine, fmt
 from trainability_client.models import Remedies, RemedyFix, Sweep
 
-HEADERS = ("rank", "fix", "resolved", "status", "val_loss", "loss/baseline", "grad@0", "job")
-_LEFT = 4  # rank, fix, resolved and status are text; the before -> after columns align right
+HEADERS = ("rank", "fix", "resolved", "verified", "status", "val_loss", "loss/baseline",
+           "grad@0", "job")
+_LEFT = 5  # rank to status are text; the before -> after columns align right
 
 
 def _change(before: Any, after: Any) -> str:
     return f"{fmt(before)} -> {fmt(after)}"
 
 
-def _resolved(fix: RemedyFix) -> str:
-    if fix.resolved_all is None:
-        return "-"
-    return "yes" if fix.resolved_all else "no"
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
 
 
 def _cells(fix: RemedyFix) -> list[str]:
-    return [str(fix.rank), fix.label, _resolved(fix), fix.status,
+    return [str(fix.rank), fix.label, _yes_no(fix.resolved_all), _yes_no(fix.verified),
+            fix.status,
             _change(fix.val_loss_before, fix.val_loss_after),
             _change(fix.loss_share_before, fix.loss_share_after),
             _change(fix.grad_ratio_before, fix.grad_ratio_after),
@@ -59,10 +59,11 @@ def format_remedies(remedies: Remedies) -> str:
                          for i, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
 
     lines += [line(HEADERS), line(["-" * w for w in widths]), *map(line, rows)]
-    unresolved = [f"  {fix.rank}. {fix.label}: still " + ", ".join(
-        code for code, gone in fix.resolved.items() if gone is False)
-        for fix in remedies.fixes if fix.resolved_all is False]
-    return "\n".join(lines + unresolved)
+    notes = [f"  {fix.rank}. {fix.label}: " + (
+        "still " + ", ".join(code for code, gone in fix.resolved.items() if gone is False)
+        if fix.resolved_all is False else "its findings went away, but the loss did not go down")
+        for fix in remedies.fixes if fix.verified is False]
+    return "\n".join(lines + notes)
 
 
 def _as_sweep(remedies: Remedies) -> Sweep:

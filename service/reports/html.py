@@ -150,8 +150,9 @@ PLOT_CAPTIONS = {
 def _resolved(fix: RemedyOutcome) -> str:
     if fix.resolved_all is None:
         return fix.status  # the twin has not succeeded (yet)
-    return "yes" if fix.resolved_all else "no: " + ", ".join(
-        code for code, gone in fix.resolved.items() if not gone)
+    if fix.resolved_all:
+        return "yes" if fix.verified else "yes, but the loss did not go down"
+    return "no: " + ", ".join(code for code, gone in fix.resolved.items() if not gone)
 
 
 def _remedies(outcome: RemediesPublic, base: str = "") -> str:

@@ -21,7 +21,7 @@ def _fix_example(rank: int, label: str, edits: list[dict[str, Any]], job_id: str
         "rank": rank, "label": label, "edits": edits,
         "targets": ["vanishing_gradients_at_init"], "job_id": job_id, "status": "succeeded",
         "resolved": {"vanishing_gradients_at_init": True}, "resolved_all": True,
-        "findings_after": [],
+        "verified": loss < 0.7024, "findings_after": [],
         "final_val_loss": {"before": 0.7024, "after": loss},
         "loss_share": {"before": 1.013, "after": round(loss / 0.6932, 4)},
         "grad_ratio_init": {"before": 9.39e-07, "after": ratio},
@@ -65,8 +65,9 @@ class RemedyEdit(BaseModel):
 class RemedyOutcome(BaseModel):
     """One fix: the twin that tried it, and what changed against the original."""
 
-    rank: int = Field(description="1 = best: fixes that resolved every finding they target "
-                      "come first, then lower final validation loss; unfinished twins last.")
+    rank: int = Field(description="1 = best: verified fixes first (see verified), then the "
+                      "other finished twins, each group by lower final validation loss; "
+                      "unfinished twins last.")
     label: str = Field(description="The fix in words (its variant name in the sweep).")
     edits: list[RemedyEdit] = Field(description="The only changes from the original spec.")
     targets: list[str] = Field(description="The codes of the findings this fix addresses.")
@@ -78,6 +79,12 @@ class RemedyOutcome(BaseModel):
     )
     resolved_all: bool | None = Field(
         description="Every targeted finding went away (null until the twin has succeeded)."
+    )
+    verified: bool | None = Field(
+        description="The fix works: every targeted finding went away and the twin's final "
+        "validation loss is lower than the original's (a diverged original counts as "
+        "infinitely high). A fix can silence its findings and train worse: resolved_all "
+        "true, verified false. Null until the twin has succeeded."
     )
     findings_after: list[str] | None = Field(
         description="The twin's warning and critical finding codes (null until it succeeded)."

@@ -10,8 +10,10 @@ twins already launched instead of launching them again, unless it asks for a re-
 
 The outcome compares each twin with the job: whether each targeted finding went away, and the
 final validation loss, its share of the constant predictor's, and the step-0 end-to-end
-gradient ratio, before → after. Fixes that resolved every finding they target rank first,
-then lower final loss.
+gradient ratio, before → after. A fix is *verified* when every finding it targets went away
+and the twin ends with a lower validation loss than the job: silencing a finding is not enough
+(a batch-norm twin of a deep sigmoid MLP lost both its findings and trained worse). Verified
+fixes rank first, then the other finished twins, each by lower final loss.
 """
 
 from __future__ import annotations
@@ -232,6 +234,7 @@ def _fix_outcome(remedy: Remedy, state: PointState | None,
         targets=list(remedy.targets), job_id=twin.id if twin is not None else None,
         status=twin.status if twin is not None else "expired", resolved=resolved,
         resolved_all=all(v is True for v in resolved.values()) if done else None,
+        verified=_verified(resolved, before[0], after[0]) if done else None,
         findings_after=serious_codes(twin.result) if done and twin is not None else None,
         final_val_loss=BeforeAfter(before=before[0], after=after[0]),
         loss_share=BeforeAfter(before=before[1], after=after[1]),
@@ -239,9 +242,18 @@ def _fix_outcome(remedy: Remedy, state: PointState | None,
     )
 
 
+def _verified(resolved: Mapping[str, bool | None], before: float | None,
+              after: float | None) -> bool:
+    """Every targeted finding gone and a lower final validation loss than the original's
+    (a missing loss: diverged, infinitely high)."""
+    lower = after is not None and math.isfinite(after) and (
+        before is None or not math.isfinite(before) or after < before)
+    return all(v is True for v in resolved.values()) and lower
+
+
 def _rank_key(item: tuple[int, RemedyOutcome]) -> tuple[int, float, int]:
     index, fix = item
-    tier = {True: 0, False: 1, None: 2}[fix.resolved_all]
+    tier = {True: 0, False: 1, None: 2}[fix.verified]
     loss = fix.final_val_loss.after
     return tier, loss if loss is not None else math.inf, index
 

@@ -291,6 +291,33 @@ def test_the_outcome_says_what_each_fix_changed_and_ranks_them(http, server, res
     assert done["fixes"][0]["findings_after"] == [VANISHING]
 
 
+def test_a_fix_that_silences_its_findings_but_trains_worse_is_not_verified(http, server,
+                                                                             result_doc):
+    """Batch norm removes both findings and ends above the original's loss: resolved, not
+    verified, ranked after a fix that lowers the loss without resolving everything."""
+    job_id = stage(http, server, "succeeded", result(result_doc, findings=original_findings()))
+    fixes = http.post(f"/v1/experiments/{job_id}/remedies").json()["fixes"]
+    by_label = {f["label"]: f for f in fixes}
+    relu = next(f for label, f in by_label.items() if "relu" in label)
+    finish(server, relu["job_id"], result(result_doc, loss=0.30, ratio=0.9))
+    finish(server, by_label["batch normalization"]["job_id"],
+           result(result_doc, loss=0.75, ratio=24.0))
+    finish(server, by_label["residual connections"]["job_id"], result(
+        result_doc, loss=0.62, ratio=0.98, findings=[finding(VANISHING, "critical")]))
+    finish(server, by_label["learning rate x10"]["job_id"],
+           result(result_doc, loss=0.70, ratio=1e-6, findings=[finding(VANISHING, "critical")]))
+    done = http.get(f"/v1/experiments/{job_id}/remedies").json()
+    order = [(f["label"], f["resolved_all"], f["verified"]) for f in done["fixes"]]
+    assert order == [
+        (relu["label"], True, True),
+        ("residual connections", False, False),
+        ("learning rate x10", True, False),  # resolved frozen_layers, the loss did not go down
+        ("batch normalization", True, False),
+    ]
+    page = http.get(f"/v1/experiments/{job_id}/report").text
+    assert "yes, but the loss did not go down" in page
+
+
 def test_the_report_shows_each_fix_before_and_after(http, server, result_doc):
     job_id = stage(http, server, "succeeded", result(result_doc, findings=original_findings()))
     assert "id=\"remedies\"" not in http.get(f"/v1/experiments/{job_id}/report").text
