@@ -223,3 +223,21 @@ def test_a_stacks_memory_is_its_longest_reach_not_its_shortest() -> None:
     (finding,) = fired([short - 1, short])
     assert finding["evidence"]["layer"] == "1.lstm"
     assert finding["evidence"]["value"] == pytest.approx(short / 20)
+
+
+@pytest.mark.parametrize("code", ["lr_above_stability_threshold",
+                                  "lr_above_stability_threshold_at_init"])
+def test_the_stability_limit_is_not_applied_to_batch_norm_networks(code: str) -> None:
+    """Batch norm's scale invariance sizes SGD's step down as the weights grow, so a top
+    eigenvalue above 2(1+beta)/eta says nothing there: the same curvature that fires on a plain
+    MLP is silent once a batch-norm layer sits anywhere in the model (nested blocks too)."""
+    spec = ExperimentSpec.model_validate(SPEC)
+    bad, _ = sides(code)
+    plain = result_for(code, bad)
+    plain["model"] = {"layers": [{"type": "linear", "out": 16}, {"type": "activation"}]}
+    normed = {**plain, "model": {"layers": [
+        {"type": "linear", "out": 16},
+        {"type": "residual", "body": [{"type": "linear", "out": 16}, {"type": "batch_norm"}]},
+    ]}}
+    assert [f["code"] for f in findings(spec, plain) if f["code"] == code] == [code]
+    assert [f for f in findings(spec, normed) if f["code"] == code] == []

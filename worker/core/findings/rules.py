@@ -70,9 +70,11 @@ RULES: tuple[Rule, ...] = (
     Rule("interpolation_barrier", f.interpolation_bump, "above", 0.05, "info", False, "none",
          "largest loss bump on the init-to-solution line / L(theta_0)"),
     Rule("lr_above_stability_threshold", f.sharpness_ratio, "above", 1.0, "warning", False,
-         "lr_too_high", "top Hessian eigenvalue / SGD+momentum stability limit 2(1+beta)/eta"),
+         "lr_too_high", "top Hessian eigenvalue / SGD+momentum stability limit 2(1+beta)/eta "
+         "(no batch-norm networks)"),
     Rule("lr_above_stability_threshold_at_init", f.init_sharpness_ratio, "above", 1.0, "warning",
-         True, "lr_too_high", "top Hessian eigenvalue / 2(1+beta)/eta at step 0"),
+         True, "lr_too_high",
+         "top Hessian eigenvalue / 2(1+beta)/eta at step 0 (no batch-norm networks)"),
     Rule("step_too_large_at_init", f.init_hidden_step, "above", -1.0, "warning", True,
          "lr_too_high", "log10 largest hidden-layer step lr*|grad W|/|W|/(1-beta) at step 0"),
     Rule("step_too_small_at_init", f.init_fastest_step, "below", -5.0, "warning", True,
