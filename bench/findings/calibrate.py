@@ -175,6 +175,10 @@ def main() -> None:
                         help="choose only these rules' thresholds (the others stay as in "
                         "calibration.json, and --write changes only these entries): a new "
                         "batch of designs for new rules, e.g. the attention rules on cases3.py")
+    parser.add_argument("--keep", nargs="+", metavar="CODE", default=[],
+                        help="these rules keep their shipped threshold and severity; what they "
+                        "score is refreshed (with --write): a rule the wider dev split would "
+                        "demote for a reason the README gives")
     args = parser.parse_args()
     cases = load_cases(args.results)
     labels = [{"name": c.name, "split": c.split, "label": c.label} for c in cases]
@@ -184,10 +188,15 @@ def main() -> None:
     chosen: dict[str, tuple[float, str]] = {}
     how: dict[str, str] = {}
     shipped = load_calibration()
+    shipped_how = {code: entry.get("how", "") for code, entry in
+                   json.loads(CALIBRATION.read_text()).get("rules", {}).items()}
     for rule in RULES:
-        if args.rules and rule.code not in args.rules:
+        if rule.code in args.keep or (args.rules and rule.code not in args.rules):
             cal = shipped[rule.code]
             chosen[rule.code], how[rule.code] = (cal.threshold, cal.severity), "kept"
+            if rule.code in args.keep:  # idempotent: kept twice reads as kept once
+                prefix = "kept at the threshold chosen earlier: "
+                how[rule.code] = prefix + shipped_how.get(rule.code, "").removeprefix(prefix)
             continue
         threshold, severity, how[rule.code] = choose(rule, feature_values(rule, dev))
         chosen[rule.code] = (threshold, severity)
@@ -215,16 +224,20 @@ def main() -> None:
     for key, report in reports.items():
         print(f"\n##### {key} #####")
         print_report(report, splits)
-    if args.write and args.rules:
+    benchmark = {k: {s: _summary(r["splits"][s]) for s in SPLITS} for k, r in reports.items()}
+    if args.write and (args.rules or args.keep):
         doc = json.loads(CALIBRATION.read_text())
-        for code in args.rules:
+        for code in args.rules or [r.code for r in RULES if r.code not in args.keep]:
             doc["rules"][code] = {**rules_out[code], "source": source}
+        for code in args.keep:  # its threshold's own source stays
+            doc["rules"][code] = {**rules_out[code], "source": shipped[code].source}
+        doc["source"] = source  # the dev split as it is now; kept rules name their own
+        doc["benchmark"] = benchmark  # what the calibration as written scores, every split
         CALIBRATION.write_text(json.dumps(doc, indent=1) + "\n")
-        print(f"wrote {', '.join(args.rules)} to {CALIBRATION.relative_to(ROOT)}")
+        written = [*(args.rules or ["every other rule"]), *(f"{c} (kept)" for c in args.keep)]
+        print(f"wrote {', '.join(written)} to {CALIBRATION.relative_to(ROOT)}")
     elif args.write:
-        doc = {"source": source, "rules": rules_out,
-               "benchmark": {k: {s: _summary(r["splits"][s]) for s in SPLITS}
-                             for k, r in reports.items()}}
+        doc = {"source": source, "rules": rules_out, "benchmark": benchmark}
         CALIBRATION.write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {CALIBRATION.relative_to(ROOT)}")
 
