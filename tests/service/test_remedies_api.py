@@ -332,3 +332,15 @@ def test_the_report_shows_each_fix_before_and_after(http, server, result_doc):
                          f"{0.3125 / 0.69:.4g}", "1.00e-06", "0.875"]
     assert "twins still running" in section
     assert relu["job_id"][:8] in row
+
+
+def test_verified_needs_every_finding_gone_and_a_lower_loss():
+    """A diverged original (no loss) counts as infinitely high; a twin without a finite loss
+    is never verified; an equal loss is not lower."""
+    from service.usecases.remedies import _verified
+
+    gone, kept = {VANISHING: True}, {VANISHING: True, SATURATED: False}
+    assert _verified(gone, 0.7, 0.3) and not _verified(kept, 0.7, 0.3)
+    assert not _verified(gone, 0.7, 0.7) and not _verified(gone, 0.7, 0.8)
+    assert _verified(gone, None, 0.3) and _verified(gone, math.inf, 0.3)
+    assert not _verified(gone, 0.7, None) and not _verified(gone, None, math.nan)
