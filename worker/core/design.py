@@ -28,6 +28,7 @@ class DesignFacts:
     activations: frozenset[str]
     residual: bool
     normalization: bool
+    batch_norm: bool
     maxout: bool
     recurrent: frozenset[str]
     depth: int  # nonlinear stages (the gradient-flow probe points)
@@ -61,6 +62,7 @@ def design_facts(spec: ExperimentSpec) -> DesignFacts:
         activations=frozenset(x.name for x in every if isinstance(x, ActivationLayer)),
         residual=any(isinstance(x, ResidualLayer) for x in every),
         normalization=any(isinstance(x, NormLayer) for x in every),
+        batch_norm=any(isinstance(x, NormLayer) and x.type == "batch_norm" for x in every),
         maxout=any(isinstance(x, MaxoutLayer) for x in every),
         recurrent=frozenset(x.type for x in every if isinstance(x, RecurrentLayer)),
         depth=sum(1 for x in top if x.type in probed),

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from worker.core.design import SATURATING
+from worker.core.design import SATURATING, design_facts
 from worker.core.spec import ExperimentSpec
 
 RESIDUAL_BODY = ".residual.body."  # in the names of layers inside a residual branch
@@ -199,23 +199,7 @@ def interpolation_bump(result: dict[str, Any], spec: ExperimentSpec) -> Score | 
                                         "loss_at_init": mli["loss"][0]}
 
 
-def _has_batch_norm(result: dict[str, Any]) -> bool:
-    """Whether the compiled model (``result.model.layers``, nested blocks included) has a
-    batch-norm layer."""
-    stack = list((result.get("model") or {}).get("layers") or [])
-    while stack:
-        layer = stack.pop()
-        if not isinstance(layer, dict):
-            continue
-        if layer.get("type") == "batch_norm":
-            return True
-        for key in ("body", "layers", "projection"):
-            inner = layer.get(key)
-            stack.extend(inner if isinstance(inner, list) else [inner])
-    return False
-
-
-def _stability_probes(result: dict[str, Any]) -> list[dict[str, Any]]:
+def _stability_probes(result: dict[str, Any], spec: ExperimentSpec) -> list[dict[str, Any]]:
     """The curvature probes the SGD stability limit 2(1+beta)/eta speaks about: none for a
     network with batch norm. Batch norm makes the loss invariant to the scale of the weights
     before it, so SGD's effective step there is eta/||W||^2, and ||W|| grows while it trains:
@@ -223,7 +207,7 @@ def _stability_probes(result: dict[str, Any]) -> list[dict[str, Any]]:
     above the limit at one moment does not say the run will bounce. On the benchmark's dev
     split the three healthy designs furthest above the limit were batch-norm MLPs (4.4 to 5.3
     times it, training well), above most designs that failed from too high a rate."""
-    if _has_batch_norm(result):
+    if design_facts(spec).batch_norm:
         return []
     return [p for p in (result.get("curvature") or {}).get("probes", [])
             if p.get("ratio") is not None]
@@ -232,7 +216,7 @@ def _stability_probes(result: dict[str, Any]) -> list[dict[str, Any]]:
 def sharpness_ratio(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:
     """Largest top-Hessian-eigenvalue / stability-threshold ratio over probes (not for
     batch-norm networks: ``_stability_probes``)."""
-    probes = _stability_probes(result)
+    probes = _stability_probes(result, spec)
     if not probes:
         return None
     worst = max(probes, key=lambda p: p["ratio"])
@@ -281,7 +265,7 @@ def diverged(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:
 def init_sharpness_ratio(result: dict[str, Any], spec: ExperimentSpec) -> Score | None:
     """Top Hessian eigenvalue / SGD+momentum stability limit at step 0 (a preflight can tell;
     not for batch-norm networks: ``_stability_probes``)."""
-    probes = [p for p in _stability_probes(result) if p["step"] == 0]
+    probes = [p for p in _stability_probes(result, spec) if p["step"] == 0]
     if not probes:
         return None
     first = probes[0]
