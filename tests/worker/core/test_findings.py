@@ -233,8 +233,8 @@ def test_the_stability_limit_is_not_applied_to_batch_norm_networks(code: str) ->
     MLP is silent once a batch-norm layer sits anywhere in the model (nested blocks too)."""
     spec = ExperimentSpec.model_validate(SPEC)
     in_blocks = ExperimentSpec.model_validate(  # a residual MLP with batch norm
-        {**SPEC, "model": {**SPEC["model"], "activation": "relu", "residual": True,
-                           "normalization": "batch"}})
+        {**SPEC, "model": {"family": "mlp", "depth": 6, "width": 16, "activation": "relu",
+                           "residual": True, "normalization": "batch"}})
     bad, _ = sides(code)
     result = result_for(code, bad)
     assert [f["code"] for f in findings(spec, result) if f["code"] == code] == [code]
